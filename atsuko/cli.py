@@ -1,0 +1,31 @@
+"""Shared CLI plumbing: user errors become one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from atsuko.errors import AtsukoError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors say what was wrong and exit 2 (argparse's own status)."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2)
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run `main(argv)`; an AtsukoError prints `error: ...` and exits 2, with no traceback."""
+    try:
+        code = main(argv)
+    except AtsukoError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    raise SystemExit(code or 0)

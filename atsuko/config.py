@@ -1,0 +1,312 @@
+"""Typed, immutable run configuration and how it is resolved.
+
+Precedence, lowest first: dataclass defaults < `configs/model/atsuko.yaml` < the dataset's
+`defaults` in `configs/datasets/NAME.yaml` < a `--config` YAML < `--set key=value` overrides.
+A resolved `Config` is written beside every run's results and is itself a valid `--config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atsuko.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DATASETS = ("mosi", "mosei", "sims", "simsv2", "mintrec")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data a run uses: a real file (`path`) or a generated stand-in (`synthetic`)."""
+
+    dataset: str = "mosi"
+    path: str | None = None  # feature file (MMSA pickle or .npz) or MIntRec folder
+    synthetic: bool = False
+    scale: float = 1.0  # synthetic: fraction of the real sample count
+    synth_seed: int = 0  # synthetic: generator seed (fixed across training seeds)
+    aligned: bool = True  # synthetic: aligned (one T) or unaligned (per-modality T)
+    cache_dir: str | None = None  # synthetic: where generated files are kept (default: temp)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every option of the Atsuko model (see design/ATSUKO.md)."""
+
+    hidden: int = 32
+    layers: int = 1
+    heads: int = 4
+    dropout: float = 0.1
+    proj: str = "linear"  # input projection: linear | conv
+    proj_kernel: int = 3  # kernel of the conv projection
+    # spectral-band routing
+    use_sbr: bool = True
+    graph: str = "path"  # path (closed-form DCT) | knn (eigh of a cosine k-NN graph)
+    knn_k: int = 5
+    num_bands: int = 3
+    band_split: str = "uniform"  # uniform | log
+    tau_band: float = 1.0
+    band_top_k: int = 0  # 0 keeps every band
+    expert_mult: int = 2  # band expert FFN width = expert_mult * hidden
+    # modality router
+    tau_mod: float = 1.0
+    router_mix: str = "sum"  # sum | gate
+    # marginal complementarity module
+    use_mcm: bool = True
+    tau_c: float = 1.0
+    c_ema: float = 0.0  # 0: per-batch c; in (0, 1): moving-average momentum
+    lambda_mcm: float = 0.1
+    lambda_kd: float = 0.1
+    lambda_bi: float = 0.5
+    mcm_warmup_epochs: int = 1
+    # text encoder
+    text_encoder: str = "features"  # features (precomputed BERT states) | bert (fine-tune)
+    bert_path: str | None = None  # local folder with a BERT config and weights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and selection."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 20
+    patience: int = 5  # early stopping, epochs without a better validation score
+    grad_clip: float = 1.0
+    seed: int = 1111
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch threads; 0 leaves torch's default
+    select_metric: str | None = None  # default: the dataset's (MAE for regression, acc MIntRec)
+    select_mode: str | None = None  # min | max
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides: Any) -> Config:
+        """Apply flat or dotted overrides (`tau_band=0.5`, `train.lr=3e-3`), type-checked."""
+        return apply_overrides(self, overrides)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def field_names(section: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(SECTIONS[section]))
+
+
+def section_of(key: str) -> str:
+    """The section that owns a bare key (`tau_band` -> `model`); names are unique across them."""
+    owners = [s for s in SECTIONS if key in field_names(s)]
+    if not owners:
+        known = ", ".join(sorted(k for s in SECTIONS for k in field_names(s)))
+        raise ConfigError(f"unknown parameter '{key}'; expected one of: {known}")
+    return owners[0]
+
+
+def _field_type(section: str, key: str) -> Any:
+    hints = typing.get_type_hints(SECTIONS[section])
+    return hints[key]
+
+
+def coerce(section: str, key: str, value: Any, where: str = "") -> Any:
+    """Check `value` against the field's type; ints widen to floats; say what was expected."""
+    expected = _field_type(section, key)
+    allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+    src = f" in {where}" if where else ""
+    raise ConfigError(f"{section}.{key}{src}: expected {names}, got {value!r}")
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section '{section}' in '{key}'; expected data, model, train")
+        if name not in field_names(section):
+            raise ConfigError(
+                f"unknown parameter '{key}'; {section} has: {', '.join(field_names(section))}"
+            )
+        return section, name
+    return section_of(key), key
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any], where: str = "") -> Config:
+    grouped: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in overrides.items():
+        section, name = _split_key(key)
+        grouped[section][name] = coerce(section, name, value, where)
+    return Config(
+        **{s: dataclasses.replace(getattr(config, s), **grouped[s]) for s in SECTIONS}
+    )
+
+
+def _flatten(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """`{model: {tau_band: 1}}` and `{tau_band: 1}` both become `{'model.tau_band': 1}`."""
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: section '{key}' must be a mapping, got {value!r}")
+            for name, inner in value.items():
+                flat[f"{key}.{name}"] = _number(inner)
+        else:
+            flat[key] = _number(value)
+    return flat
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping with safe_load; a missing or malformed file is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(doc).__name__}")
+    return doc
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` items; values are parsed as YAML scalars (`3e-3`, `true`, `log`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not a YAML scalar") from None
+        out[key.strip()] = _number(value)
+    return out
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `3e-3` as a string; take it as the number a user meant."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def dataset_defaults(dataset: str) -> dict[str, Any]:
+    """The `defaults:` block of `configs/datasets/NAME.yaml`, flattened."""
+    path = CONFIG_DIR / "datasets" / f"{dataset}.yaml"
+    if not path.is_file():
+        return {}
+    return _flatten(read_yaml(path).get("defaults") or {}, str(path))
+
+
+def resolve(
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    dataset: str | None = None,
+) -> Config:
+    """Build a Config from the layered sources; every key and type is checked."""
+    config = Config()
+    base = CONFIG_DIR / "model" / "atsuko.yaml"
+    if base.is_file():
+        config = apply_overrides(config, _flatten(read_yaml(base), str(base)), str(base))
+    user = _flatten(read_yaml(config_file), str(config_file)) if config_file else {}
+    overrides = dict(overrides or {})
+    name = dataset or overrides.get("dataset") or user.get("data.dataset") or user.get("dataset")
+    name = name or config.data.dataset
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset '{name}'; expected one of: {', '.join(DATASETS)}")
+    config = apply_overrides(config, dataset_defaults(name), f"configs/datasets/{name}.yaml")
+    config = apply_overrides(config, user, str(config_file) if config_file else "")
+    if dataset:
+        overrides["data.dataset"] = dataset
+    return validate(apply_overrides(config, overrides, "--set"))
+
+
+CHOICES = {
+    ("model", "proj"): ("linear", "conv"),
+    ("model", "graph"): ("path", "knn"),
+    ("model", "band_split"): ("uniform", "log"),
+    ("model", "router_mix"): ("sum", "gate"),
+    ("model", "text_encoder"): ("features", "bert"),
+    ("train", "device"): ("auto", "cpu", "cuda"),
+    ("train", "select_mode"): (None, "min", "max"),
+    ("data", "dataset"): DATASETS,
+}
+
+
+def validate(config: Config) -> Config:
+    """Range and choice checks that types alone do not catch."""
+    for (section, key), allowed in CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in allowed:
+            shown = ", ".join(str(a) for a in allowed if a is not None)
+            raise ConfigError(f"{section}.{key}: expected one of {shown}, got {value!r}")
+    m, t = config.model, config.train
+    positive = {
+        "model.hidden": m.hidden,
+        "model.layers": m.layers,
+        "model.heads": m.heads,
+        "model.num_bands": m.num_bands,
+        "model.tau_band": m.tau_band,
+        "model.tau_mod": m.tau_mod,
+        "model.tau_c": m.tau_c,
+        "train.lr": t.lr,
+        "train.batch_size": t.batch_size,
+        "train.epochs": t.epochs,
+        "data.scale": config.data.scale,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: expected a positive value, got {value}")
+    if m.hidden % m.heads:
+        raise ConfigError(f"model.hidden ({m.hidden}) must be divisible by model.heads ({m.heads})")
+    if not 0 <= m.dropout < 1:
+        raise ConfigError(f"model.dropout: expected a value in [0, 1), got {m.dropout}")
+    if not 0 <= m.c_ema < 1:
+        raise ConfigError(f"model.c_ema: expected a value in [0, 1), got {m.c_ema}")
+    if m.band_top_k < 0 or m.band_top_k > m.num_bands:
+        raise ConfigError(f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}")
+    for key in ("lambda_mcm", "lambda_kd", "lambda_bi", "mcm_warmup_epochs"):
+        if getattr(m, key) < 0:
+            raise ConfigError(f"model.{key}: expected a non-negative value, got {getattr(m, key)}")
+    if config.data.path is None and not config.data.synthetic:
+        pass  # the loader decides: it looks in the default location and names it if missing
+    return config
+
+
+def from_dict(doc: dict[str, Any]) -> Config:
+    """Rebuild a Config from `to_dict()` output (as written to results)."""
+    return validate(apply_overrides(Config(), _flatten(doc, "config")))
+
+
+def write(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
