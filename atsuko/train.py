@@ -1,0 +1,413 @@
+"""Fit and evaluate one configuration: the project's one training loop.
+
+`fit` is used unchanged by the search (its trainable reports and checkpoints from `on_epoch`).
+Selection is on the validation split only; the test split is scored once, at the end.
+`python -m atsuko.train --dataset mosi --synthetic --json` runs it from the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from atsuko import config as cfg
+from atsuko.config import Config
+from atsuko.data import Dataset, Split, batches, load_from_config
+from atsuko.metrics import score
+from atsuko.model import Atsuko
+
+
+class NonFiniteLoss(RuntimeError):
+    """A training loss became NaN or infinite: the run cannot go on."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train: dict[str, float]  # mean loss terms
+    valid: dict[str, float]  # validation metrics, DATA.md names
+    router: dict[str, float]  # 'w/<m>' and 'alpha/<m>/<k>' means over the validation split
+    score: float  # valid[select metric]
+    best_score: float
+    best_epoch: int
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float] | None
+    history: list[EpochRecord]
+    config: Config
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    router: dict[str, float]
+    pred: np.ndarray = field(repr=False)
+
+
+def select_spec(config: Config, dataset: Dataset) -> tuple[str, str]:
+    """The validation metric and direction that pick epochs and configurations."""
+    metric = config.train.select_metric or dataset.spec.select_metric
+    mode = config.train.select_mode or dataset.spec.select_mode
+    if metric not in dataset.spec.metrics:
+        raise cfg.ConfigError(
+            f"train.select_metric '{metric}' is not a {dataset.spec.name} metric; "
+            f"expected one of: {', '.join(dataset.spec.metrics)}"
+        )
+    return metric, mode
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise cfg.ConfigError("train.device is 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only: biases, norms and other rank-1 parameters are chosen by rank."""
+    decay, keep = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else keep).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+
+
+def split_to(split: Split, device: torch.device) -> Split:
+    """The whole split on `device`, moved once (batches are then drawn by index there)."""
+    move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+    return dataclasses.replace(
+        split,
+        features=move(split.features),
+        lengths=move(split.lengths),
+        labels=split.labels.to(device),
+        extras=move(split.extras),
+    )
+
+
+def _split_bytes(split: Split) -> int:
+    tensors = [*split.features.values(), *split.lengths.values(), *split.extras.values()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class Trainer:
+    """One model, its optimiser and its selection state; `fit` drives it epoch by epoch."""
+
+    def __init__(self, config: Config, dataset: Dataset, *, device: str | None = None):
+        self.config, self.dataset = config, dataset
+        self.metric, self.mode = select_spec(config, dataset)
+        if config.train.threads > 0:
+            torch.set_num_threads(config.train.threads)
+        seed_everything(config.train.seed)
+        self.device = pick_device(device or config.train.device)
+        self.model = Atsuko(
+            config=config.model,
+            dims=dataset.dims,
+            num_outputs=dataset.spec.num_outputs,
+            task=dataset.spec.task,
+        ).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, config.train.weight_decay), lr=config.train.lr
+        )
+        self.generator = torch.Generator().manual_seed(config.train.seed)
+        self.splits = self._place_splits()
+        self.epoch = 0
+        self.best_score = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[EpochRecord] = []
+
+    def _place_splits(self) -> dict[str, Split]:
+        splits = self.dataset.splits
+        if self.device.type != "cuda":
+            return splits
+        free, _ = torch.cuda.mem_get_info(self.device)
+        needed = sum(_split_bytes(s) for s in splits.values())
+        if needed < 0.5 * free:  # leave room for activations; else batches move one by one
+            return {name: split_to(s, self.device) for name, s in splits.items()}
+        return splits
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        return value < self.best_score if self.mode == "min" else value > self.best_score
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training split; returns the sample-weighted mean loss terms."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        split = self.splits["train"]
+        epoch = self.epoch + 1
+        for step, batch in enumerate(
+            batches(split, self.config.train.batch_size, shuffle=True, generator=self.generator)
+        ):
+            batch = batch.to(self.device)
+            with self._autocast():
+                out = self.model(batch.features, batch.lengths, batch.extras)
+                losses = self.model.loss(out, batch.labels, epoch)
+            if not torch.isfinite(losses.total):
+                terms = ", ".join(f"{k} {v:.4g}" for k, v in losses.terms.items())
+                raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {step + 1} ({terms})")
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            if self.config.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+            self.optimizer.step()
+            n = len(batch.labels)
+            seen += n
+            sums["loss"] = sums.get("loss", 0.0) + float(losses.total.detach()) * n
+            for key, value in losses.terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * n
+        return {k: v / max(seen, 1) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, split_name: str) -> Evaluation:
+        """Metrics and mean router weights on one split (MCM branches do not run here)."""
+        self.model.eval()
+        split = self.splits[split_name]
+        preds, ws, alphas = [], [], {}
+        for batch in batches(split, max(self.config.train.batch_size, 256), shuffle=False):
+            batch = batch.to(self.device)
+            with self._autocast():
+                out = self.model(batch.features, batch.lengths, batch.extras)
+            preds.append(out.pred.float().cpu())
+            ws.append(out.w.float().cpu())
+            for m, a in out.alpha.items():
+                alphas.setdefault(m, []).append(a.float().cpu())
+        pred = torch.cat(preds).numpy()
+        metrics = score(self.dataset.spec.name, pred, split.labels.cpu().numpy())
+        router = {}
+        w = torch.cat(ws).mean(0)
+        for i, m in enumerate(sorted(self.dataset.dims)):
+            router[f"w/{m}"] = float(w[i])
+        for m, parts in alphas.items():
+            for k, value in enumerate(torch.cat(parts).mean(0).tolist()):
+                router[f"alpha/{m}/{k}"] = float(value)
+        return Evaluation(metrics=metrics, router=router, pred=pred)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "history": [dataclasses.asdict(r) for r in self.history],
+            "generator": self.generator.get_state(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+            "config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = state["epoch"]
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.history = [EpochRecord(**r) for r in state["history"]]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+
+def _format_epoch(r: EpochRecord, epochs: int, metric: str, improved: bool) -> str:
+    terms = " ".join(f"{k} {v:.3f}" for k, v in r.train.items() if k != "loss")
+    weights = " ".join(f"{k[2:]} {v:.2f}" for k, v in r.router.items() if k.startswith("w/"))
+    mark = " *" if improved else ""
+    return (
+        f"epoch {r.epoch:>3}/{epochs}  loss {r.train.get('loss', float('nan')):.4f} ({terms})  "
+        f"valid {metric} {r.score:.4f}{mark}  w [{weights}]  {r.seconds:.1f}s"
+    )
+
+
+class _Board:
+    """TensorBoard scalars per epoch (tensorboardX), or nothing without an output folder."""
+
+    def __init__(self, out: Path | None):
+        self.writer = None
+        if out is not None:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tb"))
+
+    def log(self, r: EpochRecord) -> None:
+        if self.writer is None:
+            return
+        for group, values in (("train", r.train), ("valid", r.valid), ("router", r.router)):
+            for key, value in values.items():
+                self.writer.add_scalar(f"{group}/{key}", value, r.epoch)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def fit(
+    config: Config,
+    dataset: Dataset,
+    *,
+    out: str | Path | None = None,
+    on_epoch: Callable[[EpochRecord, Trainer], bool | None] | None = None,
+    state: dict[str, Any] | None = None,
+    score_test: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> FitResult:
+    """Train to `config.train.epochs` with early stopping; restore the best epoch; test once."""
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.write(config, out / "config.yaml")
+    trainer = Trainer(config, dataset)
+    if state is not None:
+        trainer.load_state_dict(state)
+    board = _Board(out)
+    patience, epochs = config.train.patience, config.train.epochs
+    try:
+        while trainer.epoch < epochs:
+            if patience > 0 and trainer.epoch - trainer.best_epoch >= patience:
+                break
+            start = time.perf_counter()
+            losses = trainer.train_epoch()
+            trainer.epoch += 1
+            ev = trainer.evaluate("valid")
+            value = ev.metrics[trainer.metric]
+            improved = trainer.better(value)
+            if improved:
+                trainer.best_score, trainer.best_epoch = value, trainer.epoch
+                trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            record = EpochRecord(
+                epoch=trainer.epoch,
+                train=losses,
+                valid=ev.metrics,
+                router=ev.router,
+                score=value,
+                best_score=trainer.best_score,
+                best_epoch=trainer.best_epoch,
+                seconds=time.perf_counter() - start,
+            )
+            trainer.history.append(record)
+            board.log(record)
+            if log is not None:
+                log(_format_epoch(record, epochs, trainer.metric, improved))
+            if on_epoch is not None and on_epoch(record, trainer):
+                break
+    finally:
+        board.close()
+    trainer.restore_best()
+    best = trainer.history[trainer.best_epoch - 1] if trainer.best_epoch else trainer.history[-1]
+    test = trainer.evaluate("test").metrics if score_test else None
+    result = FitResult(
+        best_epoch=trainer.best_epoch, valid=best.valid, test=test, history=trainer.history, config=config
+    )
+    if out is not None:
+        torch.save({"model": trainer.model.state_dict(), "config": config.to_dict()}, out / "best.pt")
+        (out / "results.json").write_text(json.dumps(result_json(result), indent=2))
+    return result
+
+
+def result_json(result: FitResult) -> dict[str, Any]:
+    """The `--json` contract of SYSTEM.md."""
+    return {
+        "dataset": result.config.data.dataset,
+        "seed": result.config.train.seed,
+        "best_epoch": result.best_epoch,
+        "valid": result.valid,
+        "test": result.test,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from atsuko.cli import ArgumentParser
+
+    parser = ArgumentParser(
+        prog="python -m atsuko.train",
+        description="Train and evaluate one Atsuko configuration: epochs selected on the "
+        "validation split, the test split scored once at the end.",
+    )
+    parser.add_argument("--dataset", choices=cfg.DATASETS, help="dataset (default: the config's)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--synthetic", action="store_true", help="use the generated stand-in")
+    source.add_argument("--data", metavar="PATH", help="feature file or MIntRec folder")
+    parser.add_argument("--config", metavar="YAML", help="a config file (e.g. best_config.yaml)")
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key"
+    )
+    parser.add_argument("--epochs", type=int, help="maximum epochs")
+    parser.add_argument("--seed", type=int, help="seed for python, numpy and torch")
+    parser.add_argument("--out", metavar="DIR", help="write config.yaml, results.json, best.pt, tb/")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    args = parser.parse_args(argv)
+
+    overrides = cfg.parse_set(args.set)
+    if args.synthetic:
+        overrides["data.synthetic"] = True
+    if args.data:
+        overrides.update({"data.path": args.data, "data.synthetic": False})
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["train.seed"] = args.seed
+    config = cfg.resolve(args.config, overrides, dataset=args.dataset)
+    log = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    dataset = load_from_config(config.data)
+    log(f"{dataset.spec.title} from {dataset.source}: " + ", ".join(
+        f"{k} {len(s)}" for k, s in dataset.splits.items()
+    ))
+    try:
+        result = fit(config, dataset, out=args.out, log=log)
+    except NonFiniteLoss as exc:
+        print(f"error: training diverged: {exc}; try a lower train.lr", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result_json(result)))
+    else:
+        metric, _ = select_spec(config, dataset)
+        print(f"best epoch {result.best_epoch}: valid {metric} {result.valid[metric]:.4f}")
+        print("test " + "  ".join(f"{k} {v:.4f}" for k, v in (result.test or {}).items()))
+    return 0
+
+
+if __name__ == "__main__":
+    from atsuko.cli import run_cli
+
+    run_cli(main)

@@ -1,0 +1,88 @@
+"""Config resolution: layered precedence, type checks, clear errors, lossless round trip."""
+
+import pytest
+
+from atsuko import config as cfg
+from atsuko.errors import ConfigError
+
+
+def test_precedence_dataset_defaults_then_file_then_set(tmp_path):
+    base = cfg.resolve(dataset="mosei")
+    assert base.train.batch_size == 64  # configs/datasets/mosei.yaml defaults
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  tau_band: 0.3\ntrain:\n  batch_size: 8\n")
+    c = cfg.resolve(f, {"batch_size": 4}, dataset="mosei")
+    assert c.model.tau_band == 0.3 and c.train.batch_size == 4
+    assert c.data.dataset == "mosei"
+
+
+def test_config_file_names_the_dataset(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  dataset: sims\n")
+    assert cfg.resolve(f).data.dataset == "sims"
+
+
+def test_set_parses_numbers_and_dotted_keys():
+    over = cfg.parse_set(["lr=3e-3", "model.use_mcm=false", "band_split=log"])
+    c = cfg.resolve(overrides=over)
+    assert c.train.lr == pytest.approx(3e-3)
+    assert c.model.use_mcm is False and c.model.band_split == "log"
+
+
+def test_ints_widen_to_floats_but_not_the_reverse():
+    assert cfg.resolve(overrides={"tau_band": 2}).model.tau_band == 2.0
+    with pytest.raises(ConfigError, match=r"model.num_bands .*expected int, got 2.5"):
+        cfg.resolve(overrides={"num_bands": 2.5})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"tau_bnd": 1.0}, "unknown parameter 'tau_bnd'"),
+        ({"model.lr": 1.0}, "unknown parameter 'model.lr'"),
+        ({"optim.lr": 1.0}, "unknown section 'optim'"),
+        ({"graph": "grid"}, "model.graph: expected one of path, knn"),
+        ({"tau_mod": 0.0}, "model.tau_mod: expected a positive value"),
+        ({"hidden": 30}, "divisible by model.heads"),
+        ({"band_top_k": 9}, "model.band_top_k"),
+        ({"dropout": 1.0}, "model.dropout"),
+        ({"use_sbr": "yes"}, "model.use_sbr .*expected bool"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.resolve(overrides=overrides)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        cfg.resolve(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        cfg.resolve(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        cfg.resolve(listy)
+    section = tmp_path / "section.yaml"
+    section.write_text("model: 3\n")
+    with pytest.raises(ConfigError, match="section 'model' must be a mapping"):
+        cfg.resolve(section)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ConfigError, match="unknown dataset 'iemocap'"):
+        cfg.resolve(dataset="iemocap")
+
+
+def test_set_needs_key_value():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        cfg.parse_set(["lr"])
+
+
+def test_written_config_round_trips(tmp_path):
+    c = cfg.resolve(overrides={"tau_c": 0.25, "synthetic": True, "scale": 0.1}, dataset="mintrec")
+    cfg.write(c, tmp_path / "config.yaml")
+    assert cfg.resolve(tmp_path / "config.yaml") == c
+    assert cfg.from_dict(c.to_dict()) == c
