@@ -146,7 +146,9 @@ def _split_key(key: str) -> tuple[str, str]:
     if "." in key:
         section, name = key.split(".", 1)
         if section not in SECTIONS:
-            raise ConfigError(f"unknown section '{section}' in '{key}'; expected data, model, train")
+            raise ConfigError(
+                f"unknown section '{section}' in '{key}'; expected data, model, train"
+            )
         if name not in field_names(section):
             raise ConfigError(
                 f"unknown parameter '{key}'; {section} has: {', '.join(field_names(section))}"
@@ -160,9 +162,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any], where: str = "") 
     for key, value in overrides.items():
         section, name = _split_key(key)
         grouped[section][name] = coerce(section, name, value, where)
-    return Config(
-        **{s: dataclasses.replace(getattr(config, s), **grouped[s]) for s in SECTIONS}
-    )
+    return Config(**{s: dataclasses.replace(getattr(config, s), **grouped[s]) for s in SECTIONS})
 
 
 def _flatten(doc: dict[str, Any], where: str) -> dict[str, Any]:
@@ -294,7 +294,9 @@ def validate(config: Config) -> Config:
     if not 0 <= m.c_ema < 1:
         raise ConfigError(f"model.c_ema: expected a value in [0, 1), got {m.c_ema}")
     if m.band_top_k < 0 or m.band_top_k > m.num_bands:
-        raise ConfigError(f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}")
+        raise ConfigError(
+            f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}"
+        )
     for key in ("lambda_mcm", "lambda_kd", "lambda_bi", "mcm_warmup_epochs"):
         if getattr(m, key) < 0:
             raise ConfigError(f"model.{key}: expected a non-negative value, got {getattr(m, key)}")

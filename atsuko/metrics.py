@@ -31,8 +31,12 @@ def mosi(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "Has0_F1_score": _weighted_f1(truth >= 0, pred >= 0),
         "Non0_acc_2": float(np.mean((pred[non0] > 0) == (truth[non0] > 0))),
         "Non0_F1_score": _weighted_f1(truth[non0] > 0, pred[non0] > 0),
-        "Mult_acc_5": float(np.mean(np.round(np.clip(pred, -2, 2)) == np.round(np.clip(truth, -2, 2)))),
-        "Mult_acc_7": float(np.mean(np.round(np.clip(pred, -3, 3)) == np.round(np.clip(truth, -3, 3)))),
+        "Mult_acc_5": float(
+            np.mean(np.round(np.clip(pred, -2, 2)) == np.round(np.clip(truth, -2, 2)))
+        ),
+        "Mult_acc_7": float(
+            np.mean(np.round(np.clip(pred, -3, 3)) == np.round(np.clip(truth, -3, 3)))
+        ),
         "MAE": float(np.mean(np.abs(pred - truth))),
         "Corr": _pearson(pred, truth),
     }
@@ -68,7 +72,7 @@ SCORERS = {"mosi": mosi, "mosei": mosi, "sims": sims, "simsv2": sims, "mintrec":
 
 
 def score(dataset: str, pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """All metrics of `dataset` for predictions `pred` (N,) or logits (N, C) against `truth` (N,)."""
+    """All metrics of `dataset` for `pred` (N,) or logits (N, C) against `truth` (N,)."""
     if dataset not in SCORERS:
         raise DataError(f"no metrics for dataset '{dataset}'; expected one of {sorted(SCORERS)}")
     pred = np.asarray(pred, dtype=np.float64 if dataset != "mintrec" else None)

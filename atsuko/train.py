@@ -314,7 +314,9 @@ def fit(
             improved = trainer.better(value)
             if improved:
                 trainer.best_score, trainer.best_epoch = value, trainer.epoch
-                trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+                trainer.best_state = {
+                    k: v.detach().clone() for k, v in trainer.model.state_dict().items()
+                }
             record = EpochRecord(
                 epoch=trainer.epoch,
                 train=losses,
@@ -337,10 +339,16 @@ def fit(
     best = trainer.history[trainer.best_epoch - 1] if trainer.best_epoch else trainer.history[-1]
     test = trainer.evaluate("test").metrics if score_test else None
     result = FitResult(
-        best_epoch=trainer.best_epoch, valid=best.valid, test=test, history=trainer.history, config=config
+        best_epoch=trainer.best_epoch,
+        valid=best.valid,
+        test=test,
+        history=trainer.history,
+        config=config,
     )
     if out is not None:
-        torch.save({"model": trainer.model.state_dict(), "config": config.to_dict()}, out / "best.pt")
+        torch.save(
+            {"model": trainer.model.state_dict(), "config": config.to_dict()}, out / "best.pt"
+        )
         (out / "results.json").write_text(json.dumps(result_json(result), indent=2))
     return result
 
@@ -374,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, help="maximum epochs")
     parser.add_argument("--seed", type=int, help="seed for python, numpy and torch")
-    parser.add_argument("--out", metavar="DIR", help="write config.yaml, results.json, best.pt, tb/")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write config.yaml, results.json, best.pt, tb/"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
 
@@ -390,9 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     config = cfg.resolve(args.config, overrides, dataset=args.dataset)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     dataset = load_from_config(config.data)
-    log(f"{dataset.spec.title} from {dataset.source}: " + ", ".join(
-        f"{k} {len(s)}" for k, s in dataset.splits.items()
-    ))
+    log(
+        f"{dataset.spec.title} from {dataset.source}: "
+        + ", ".join(f"{k} {len(s)}" for k, s in dataset.splits.items())
+    )
     try:
         result = fit(config, dataset, out=args.out, log=log)
     except NonFiniteLoss as exc:

@@ -11,7 +11,9 @@ from atsuko.metrics import score, sims_bins
 
 def test_mosi_half_integers_round_to_even():
     truth = np.array([2.5, -2.5, 0.5, 1.5])
-    pred = np.array([2.0, -2.0, 0.0, 2.0])  # round(2.5)=2, round(-2.5)=-2, round(.5)=0, round(1.5)=2
+    pred = np.array(
+        [2.0, -2.0, 0.0, 2.0]
+    )  # round(2.5)=2, round(-2.5)=-2, round(.5)=0, round(1.5)=2
     out = score("mosi", pred, truth)
     assert out["Mult_acc_7"] == 1.0
     assert out["Mult_acc_5"] == 1.0
@@ -77,7 +79,9 @@ def test_bad_input():
 
 def test_real_mosi_constant_negative_predictor(real_data):
     """SOURCES.md: constant just-below-zero predictor on MOSI test (685 rows, 30 zeros)."""
-    rows = [r for r in csv.DictReader(open(real_data / "mosi" / "label.csv")) if r["mode"] == "test"]
+    rows = [
+        r for r in csv.DictReader(open(real_data / "mosi" / "label.csv")) if r["mode"] == "test"
+    ]
     truth = np.array([float(r["label"]) for r in rows])
     assert len(truth) == 685 and (truth == 0).sum() == 30
     out = score("mosi", np.full_like(truth, -0.01), truth)
