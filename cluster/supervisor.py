@@ -1,0 +1,145 @@
+"""The detached process that owns a local cluster's Ray nodes (`python cluster/local.py up`
+starts it in its own session and process group; do not run it by hand).
+
+It creates the head and the workers in-process with `ray.cluster_utils.Cluster`, every node
+on 127.0.0.1 with its own free ports, records them in STATE_DIR/state.json, then waits for
+SIGTERM or SIGINT, on which it removes the nodes and exits. The node processes are its
+children and die with it (Ray's fate sharing), so nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from cluster.state import LOOPBACK, free_port, proc_record, write_state
+
+
+def _node_record(node: Any, index: int, name: str, cpus: float) -> dict[str, Any]:
+    pids = [
+        proc_record(info.process.pid, kind)
+        for kind, infos in node.all_processes.items()
+        for info in infos
+        if info.process is not None and info.process.poll() is None
+    ]
+    return {"index": index, "name": name, "node_id": node.node_id, "cpus": cpus, "pids": pids}
+
+
+def _shutdown(cluster: Any) -> None:
+    """Remove the workers, then the head; a node already dead (killed) is skipped."""
+    if cluster is None:
+        return
+    for node in list(cluster.worker_nodes) + [cluster.head_node]:
+        if node is None:
+            continue
+        try:
+            cluster.remove_node(node, allow_graceful=True)
+        except Exception:  # noqa: BLE001 - a killed node may fail its own checks; go on
+            traceback.print_exc()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cluster.supervisor")
+    p.add_argument("--state-dir", required=True)
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--cpus-per-node", type=int, required=True)
+    p.add_argument("--head-cpus", type=int, required=True)
+    p.add_argument("--object-store-mb", type=int, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--dashboard-port", type=int, required=True)
+    p.add_argument("--token", required=True, help="where the token is (recorded only)")
+    args = p.parse_args(argv)
+    sdir = Path(args.state_dir)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal of `up` may close
+
+    me = psutil.Process()
+    state: dict[str, Any] = {
+        "version": 1,
+        "status": "starting",
+        "error": None,
+        "supervisor": proc_record(me.pid, "supervisor"),
+        "pgid": os.getpgid(0),
+        "token": args.token,
+        "ray_tmpdir": os.environ.get("RAY_TMPDIR"),
+        "log": str(sdir / "supervisor.log"),
+        "nodes": [],
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_state(sdir, state)
+
+    store = args.object_store_mb * 1024 * 1024
+    cluster = None
+    try:
+        from ray.cluster_utils import Cluster
+
+        t0 = time.monotonic()
+        cluster = Cluster(
+            initialize_head=True,
+            shutdown_at_exit=True,
+            head_node_args={
+                "num_cpus": args.head_cpus,
+                "object_store_memory": store,
+                "node_ip_address": LOOPBACK,
+                "node_name": "head",
+                "gcs_server_port": args.port,
+                "include_dashboard": True,
+                "dashboard_host": LOOPBACK,
+                "dashboard_port": args.dashboard_port,
+                # Ray's fixed default (52365) would collide with another Ray on this machine.
+                "dashboard_agent_listen_port": free_port(),
+            },
+        )
+        nodes = [_node_record(cluster.head_node, 0, "head", args.head_cpus)]
+        for i in range(1, args.workers + 1):
+            node = cluster.add_node(
+                wait=False,  # all of them registered at once below, with a longer timeout
+                num_cpus=args.cpus_per_node,
+                object_store_memory=store,
+                node_ip_address=LOOPBACK,
+                node_name=f"worker-{i}",
+            )
+            nodes.append(_node_record(node, i, f"worker-{i}", args.cpus_per_node))
+        cluster.wait_for_nodes(timeout=120)  # 2 busy cores can take a while
+        # Each Ray Node installed its own SIGTERM handler (drain, then exit); take it back so
+        # that `down` removes every node in order.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        state.update(
+            status="running",
+            address=cluster.address,
+            dashboard_url="http://" + cluster.webui_url,
+            session_dir=cluster.head_node.get_session_dir_path(),
+            nodes=nodes,
+            startup_seconds=round(time.monotonic() - t0, 1),
+        )
+        write_state(sdir, state)
+        print(f"cluster up at {cluster.address} in {state['startup_seconds']} s", flush=True)
+    except Exception as exc:  # noqa: BLE001 - recorded for `up`, which reports it
+        traceback.print_exc()
+        state.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        write_state(sdir, state)
+        _shutdown(cluster)
+        return 1
+
+    while not stop.wait(1.0):
+        pass
+    print("stopping the nodes", flush=True)
+    _shutdown(cluster)
+    state["status"] = "stopped"
+    write_state(sdir, state)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
