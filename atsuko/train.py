@@ -87,15 +87,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices only: biases, norms and other rank-1 parameters are chosen by rank."""
-    decay, keep = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else keep).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
-
-
 def split_to(split: Split, device: torch.device) -> Split:
     """The whole split on `device`, moved once (batches are then drawn by index there)."""
     move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
@@ -130,7 +121,7 @@ class Trainer:
             task=dataset.spec.task,
         ).to(self.device)
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, config.train.weight_decay), lr=config.train.lr
+            self.model.optimizer_groups(config.train.weight_decay), lr=config.train.lr
         )
         self.generator = torch.Generator().manual_seed(config.train.seed)
         self.splits = self._place_splits()

@@ -1,0 +1,66 @@
+"""Optional text encoder fine-tuned from BERT token ids (`text_encoder: bert`).
+
+Reads the model's config and weights from a local folder (`bert_path`, as written by
+`save_pretrained`); nothing is downloaded. Needs the optional extra `[bert]` (`transformers`),
+imported only when this encoder is built.
+
+Input: `text_bert` (B, 3, L) in the MMSA layout: token ids, attention mask, segment ids.
+Shapes: B batch, L tokens, H the BERT hidden size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from atsuko.errors import ConfigError, DataError
+
+
+class BertTextEncoder(nn.Module):
+    """(B, 3, L) ids -> last hidden states (B, L, H) and valid lengths (B,)."""
+
+    def __init__(self, path: str | Path | None):
+        super().__init__()
+        if not path:
+            raise ConfigError(
+                "model.bert_path: required when model.text_encoder is 'bert' "
+                "(a local folder with a BERT config and weights)"
+            )
+        if not Path(path).is_dir():
+            raise ConfigError(f"model.bert_path: no such folder: {path}")
+        try:
+            from transformers import AutoModel
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            raise ConfigError(
+                "model.text_encoder 'bert' needs the optional extra: "
+                "pip install 'atsuko-search[bert]' (transformers)"
+            ) from None
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # the unused pooler's weights are expected, not news
+        hf_logging.disable_progress_bar()
+        try:
+            self.bert = AutoModel.from_pretrained(
+                str(path), local_files_only=True, add_pooling_layer=False
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"model.bert_path: cannot load a BERT model from {path}: {exc}"
+            ) from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+        self.dim = self.bert.config.hidden_size
+
+    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        if ids.ndim != 3 or ids.shape[1] != 3:
+            raise DataError(
+                f"text_bert: expected (B, 3, L) ids, mask, segments; got {tuple(ids.shape)}"
+            )
+        input_ids, mask, segments = ids.long().unbind(1)  # (B, L) each
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=mask, token_type_ids=segments
+        ).last_hidden_state  # (B, L, H)
+        return hidden, mask.sum(-1)

@@ -1,0 +1,82 @@
+"""The optional BERT text encoder, with a tiny randomly initialised config saved locally."""
+
+import pytest
+import torch
+
+from atsuko.errors import ConfigError, DataError
+from atsuko.model import Atsuko
+
+transformers = pytest.importorskip("transformers")
+
+SHAPES = {"audio": (12, 5), "text": (10, 768), "vision": (15, 7)}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    path = tmp_path_factory.mktemp("tiny_bert")
+    transformers.BertModel(config).save_pretrained(path)
+    return path
+
+
+def token_ids(batch=4, length=10):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 60, (batch, length), generator=g)
+    n = torch.tensor([10, 7, 4, 9])[:batch]
+    mask = (torch.arange(length)[None, :] < n[:, None]).long()
+    return torch.stack([ids * mask, mask, torch.zeros_like(ids)], dim=1)  # (B, 3, L)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [{}, {"use_sbr": False, "use_mcm": False}])
+def test_bert_text_encoder_trains(variant, tiny_bert, tiny, make_batch, make_labels):
+    config = tiny(text_encoder="bert", bert_path=str(tiny_bert), **variant)
+    dims = {m: d for m, (_, d) in SHAPES.items()}
+    model = Atsuko(config=config, dims=dims, num_outputs=1, task="regression")
+    assert model.proj["text"].proj.in_features == 16  # the BERT width, not dims["text"]
+    feats, lens = make_batch(SHAPES, variable=True)
+    del feats["text"]  # token ids replace the precomputed text features
+    out = model.train()(feats, lens, {"text_bert": token_ids().float()})  # MMSA stores floats
+    res = model.loss(out, make_labels("regression"), epoch=3)
+    res.total.backward()
+    assert torch.isfinite(res.total)
+    grads = [p.grad for p in model.text_bert.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads), "BERT is fine-tuned"
+
+
+def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_path):
+    dims = {m: d for m, (_, d) in SHAPES.items()}
+    with pytest.raises(ConfigError, match="bert_path"):
+        Atsuko(config=tiny(text_encoder="bert"), dims=dims, num_outputs=1, task="regression")
+    with pytest.raises(ConfigError, match="no such folder"):
+        Atsuko(
+            config=tiny(text_encoder="bert", bert_path=str(tmp_path / "absent")),
+            dims=dims,
+            num_outputs=1,
+            task="regression",
+        )
+    with pytest.raises(ConfigError, match="cannot load"):
+        Atsuko(
+            config=tiny(text_encoder="bert", bert_path=str(tmp_path)),
+            dims=dims,
+            num_outputs=1,
+            task="regression",
+        )
+    model = Atsuko(
+        config=tiny(text_encoder="bert", bert_path=str(tiny_bert)),
+        dims=dims,
+        num_outputs=1,
+        task="regression",
+    )
+    feats, lens = make_batch(SHAPES)
+    with pytest.raises(DataError, match="text_bert"):
+        model(feats, lens)

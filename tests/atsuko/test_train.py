@@ -1,0 +1,120 @@
+"""The training loop and its CLI: contract, determinism, resume, divergence, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from atsuko import config as cfg
+from atsuko.data import load_from_config
+from atsuko.model import Atsuko
+from atsuko.train import NonFiniteLoss, fit
+
+SMALL = {"synthetic": True, "scale": 0.05, "epochs": 2, "hidden": 16, "heads": 2, "batch_size": 16}
+
+
+def small_config(tmp_path, **extra):
+    return cfg.resolve(
+        overrides={**SMALL, "cache_dir": str(tmp_path / "cache"), **extra}, dataset="mosi"
+    )
+
+
+@pytest.fixture(scope="module")
+def data_and_config(tmp_path_factory):
+    c = small_config(tmp_path_factory.mktemp("train"))
+    return c, load_from_config(c.data)
+
+
+def test_same_seed_same_metrics(data_and_config):
+    c, data = data_and_config
+    a = fit(c, data, log=None)
+    b = fit(c, data, log=None)
+    assert a.valid == b.valid and a.test == b.test
+    other = fit(c.replace(seed=7), data, log=None)
+    assert other.valid != a.valid
+
+
+def test_resume_from_state_matches_an_uninterrupted_run(data_and_config):
+    c, data = data_and_config
+    c = c.replace(epochs=3, patience=0)
+    straight = fit(c, data, log=None)
+    saved = {}
+
+    def stop_after_one(record, trainer):
+        saved["state"] = trainer.state_dict()
+        return record.epoch == 1
+
+    fit(c, data, on_epoch=stop_after_one, log=None)
+    resumed = fit(c, data, state=saved["state"], log=None)
+    assert [r.epoch for r in resumed.history] == [1, 2, 3]
+    assert resumed.history[-1].valid == pytest.approx(straight.history[-1].valid)
+    assert resumed.test == pytest.approx(straight.test)
+
+
+def test_outputs_and_test_scored_once(tmp_path, data_and_config, monkeypatch):
+    from atsuko import train
+
+    c, data = data_and_config
+    calls = []
+    original = train.Trainer.evaluate
+    monkeypatch.setattr(
+        train.Trainer, "evaluate", lambda self, split: calls.append(split) or original(self, split)
+    )
+    result = fit(c, data, out=tmp_path / "run", log=None)
+    assert calls.count("test") == 1 and calls.count("valid") == len(result.history)
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert cfg.resolve(tmp_path / "run" / "config.yaml") == c
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["best_epoch"] >= 1
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    r = result.history[-1]
+    assert set(r.router) >= {"w/audio", "w/text", "w/vision", "alpha/text/0"}
+    assert sum(v for k, v in r.router.items() if k.startswith("w/")) == pytest.approx(1, abs=1e-4)
+
+
+def test_non_finite_loss_raises(data_and_config, monkeypatch):
+    c, data = data_and_config
+    original = Atsuko.loss
+
+    def poisoned(self, out, labels, epoch):
+        result = original(self, out, labels, epoch)
+        result.total = result.total * torch.tensor(float("nan"))
+        return result
+
+    monkeypatch.setattr(Atsuko, "loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match="epoch 1, step 1"):
+        fit(c, data, log=None)
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "atsuko.train", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_cli_json_contract(tmp_path):
+    cache = f"cache_dir={tmp_path}"
+    args = ["--dataset", "mosi", "--synthetic", "--epochs", "1", "--seed", "3", "--json"]
+    p = run_cli(*args, "--set", "scale=0.05", "--set", "hidden=16", "--set", cache)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout.strip().splitlines()[-1])
+    assert doc["dataset"] == "mosi" and doc["seed"] == 3 and doc["best_epoch"] == 1
+    assert set(doc["valid"]) == set(doc["test"]) >= {"Mult_acc_7", "Non0_acc_2", "MAE", "Corr"}
+    assert "epoch   1/1" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "mosi", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--dataset", "mosi", "--set", "tau_bnd=1"], "unknown parameter 'tau_bnd'"),
+        (["--dataset", "mosi", "--data", "nowhere/aligned_50.pkl"], "--synthetic"),
+        (["--config", "nowhere.yaml"], "config file not found: nowhere.yaml"),
+    ],
+)
+def test_cli_bad_input_exit_2(args, message):
+    p = run_cli(*args)
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr
