@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["band_projection_share"] = round(share, 4)
         print(json.dumps(doc))
         return 0
-    print(
-        f"training samples/s, {args.threads} thread(s), batch 16, default config, MCM on"
-    )
+    print(f"training samples/s, {args.threads} thread(s), batch 16, default config, MCM on")
     for case, r in results.items():
         ref = MULT_REFERENCE.get(case)
         vs = f"  {r.samples_per_s / ref:.1f}x MulT ({ref} samples/s; target 2x)" if ref else ""
