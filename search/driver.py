@@ -1,0 +1,378 @@
+"""Build and run the search: dataset once, Ray, the Tuner (or its restore), then the outputs.
+
+One function, `run`, does it all for `search/run.py`; `build_tuner` is the one place where the
+searcher, scheduler, resources, storage and callbacks are put together. Every check of the
+user's input (flags, space, configuration, dataset) happens before Ray starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atsuko import config as cfg
+from atsuko.config import Config
+from atsuko.errors import ConfigError, DataError
+from search import export, ray_session
+from search.records import METRIC, TrialRecord, build, write_csv
+from search.settings import Settings, base_config, load_base, save
+from search.space import Space, load_space
+from search.study_mirror import StudyMirror, study_name
+
+TUNE_DIR = "tune"
+SPACE_COPY = "space.yaml"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def trial_name(dataset: str, trial: Any) -> str:
+    """Trial names and folders: `<dataset>_<trial id>`."""
+    return f"{dataset}_{trial.trial_id}"
+
+
+def load_dataset(config: Config) -> Any:
+    """The dataset, loaded once in the driver; a missing one says how to get a stand-in."""
+    from atsuko.data import load_from_config
+
+    try:
+        return load_from_config(config.data)
+    except DataError as exc:
+        message = str(exc)
+        if "--synthetic" not in message and not config.data.synthetic:
+            message += (
+                f"; to search on generated {config.data.dataset.upper()}-shaped data instead, "
+                "add --synthetic (or give --data PATH)"
+            )
+        raise DataError(message) from None
+
+
+class SearchDone(Exception):
+    """--resume of a search that already finished: nothing to do."""
+
+
+@dataclass
+class Job:
+    """A checked search, ready for Ray: the base config, the space and the loaded dataset."""
+
+    settings: Settings
+    resume: bool
+    base: Config
+    space: Space
+    dataset: Any
+    metric: str  # validation selection metric, e.g. MAE
+    mode: str  # min | max
+
+    @property
+    def out(self) -> Path:
+        return self.settings.out_dir
+
+    @property
+    def name(self) -> str:
+        return self.base.data.dataset
+
+
+def prepare(settings: Settings, resume: bool) -> Job:
+    """Check everything the user gave, before Ray: out folder, config, space, dataset."""
+    from atsuko.train import select_spec
+
+    out = settings.out_dir
+    if resume:
+        if not (out / TUNE_DIR).is_dir():
+            raise ConfigError(f"--resume {out}: no '{TUNE_DIR}' folder; the search never started")
+        if (out / "summary.json").is_file():
+            raise SearchDone(f"the search in {out} is complete; its results are in {out}")
+        base = load_base(out)
+        space_file: Path | str | None = out / SPACE_COPY
+    else:
+        if (out / "search.json").exists():
+            raise ConfigError(
+                f"--out {out} already holds a search; continue it with --resume {out} "
+                "or choose another --out"
+            )
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ConfigError(f"--out {out}: expected a new or empty folder")
+        base, _ = base_config(settings)
+        space_file = settings.space
+    space = load_space(space_file, base, pinned=cfg.parse_set(settings.sets))
+    dataset = load_dataset(base)
+    metric, mode = select_spec(base, dataset)
+    return Job(settings, resume, base, space, dataset, metric, mode)
+
+
+def check_resources(settings: Settings) -> int:
+    """Fail early if one trial cannot fit on any node; returns the concurrency to use."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if settings.cpus_per_trial > cpus:
+        raise ConfigError(
+            f"--cpus-per-trial {settings.cpus_per_trial:g}: no Ray node has that many CPUs "
+            f"(largest: {cpus:g})"
+        )
+    if settings.gpus_per_trial > gpus:
+        raise ConfigError(
+            f"--gpus-per-trial {settings.gpus_per_trial:g}: no Ray node has that many GPUs "
+            f"(largest: {gpus:g})"
+        )
+    total = ray.cluster_resources()
+    fits = math.floor(total.get("CPU", 0) / settings.cpus_per_trial + 1e-9)
+    if settings.gpus_per_trial > 0:
+        fits = min(fits, math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
+    fits = max(1, fits)
+    if settings.concurrency is None:
+        return min(fits, settings.num_samples)
+    if settings.concurrency > fits:
+        _say(
+            f"note: --concurrency {settings.concurrency} but the cluster holds {fits} trials "
+            f"of --cpus-per-trial {settings.cpus_per_trial:g} at once; the rest will queue"
+        )
+    return settings.concurrency
+
+
+def build_tuner(
+    settings: Settings,
+    *,
+    trainable: type,
+    space: Space,
+    metric_name: str,
+    metric_mode: str,
+    max_epochs: int,
+    concurrency: int,
+    callbacks: list,
+) -> Any:
+    """The Tuner: OptunaSearch (seeded sampler), ASHA or none, storage, retries, callbacks."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.searcher import PrunedAwareOptunaSearch, make_sampler
+
+    searcher = PrunedAwareOptunaSearch(
+        space=space,
+        metric=METRIC,
+        mode=metric_mode,
+        sampler=make_sampler(settings.sampler, settings.seed),
+    )
+    if settings.scheduler == "asha":
+        grace = settings.grace_period or max(1, max_epochs // 8)
+        scheduler = ASHAScheduler(
+            time_attr="epoch", max_t=max_epochs, grace_period=min(grace, max_epochs)
+        )
+    else:
+        scheduler = FIFOScheduler()
+    namer = functools.partial(trial_name, trainable.dataset_name)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode=metric_mode,
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=settings.num_samples,
+            max_concurrent_trials=concurrency,
+            time_budget_s=settings.time_budget,
+            trial_name_creator=namer,
+            trial_dirname_creator=namer,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(settings.out_dir),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
+            progress_reporter=progress_table(space, metric_name),
+            verbose=1,
+        ),
+    )
+
+
+def progress_table(space: Space, metric: str) -> Any:
+    """Tune's progress table: epoch and scores, and the first few searched parameters."""
+    from ray import tune
+
+    return tune.CLIReporter(
+        metric_columns={"epoch": "epoch", "score": f"valid {metric}", METRIC: "best"},
+        parameter_columns=list(space.names[:5]),
+        max_report_frequency=15,
+    )
+
+
+def collect(results: Any, dataset: str, finished: bool) -> list[TrialRecord]:
+    """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
+    (time budget), else RUNNING/PENDING (interrupted: --resume continues them)."""
+    records = []
+    for result in results:
+        last = dict(result.metrics or {})
+        trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
+        if result.error is not None:
+            status = "ERROR"
+        elif last.get("done"):
+            status = "TERMINATED"
+        else:
+            status = "STOPPED" if finished and last else "RUNNING"
+        error = str(result.error) if result.error is not None else ""
+        records.append(
+            build(trial_id, result.config or {}, last, status=status, error=error, path=result.path)
+        )
+    return records
+
+
+def run(settings: Settings, resume: bool = False) -> int:
+    """Run (or resume) a search; returns the exit status."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune.search.optuna").setLevel(logging.ERROR)
+    try:
+        job = prepare(settings, resume)
+    except SearchDone as done:
+        _say(str(done))
+        return 0
+    session = ray_session.start(
+        settings.address,
+        dashboard_host=settings.dashboard_host,
+        dashboard_port=settings.dashboard_port,
+        metrics_port=settings.metrics_port,
+    )
+    try:
+        return _search(job, session)
+    finally:
+        session.shutdown()
+
+
+def _search(job: Job, session: ray_session.RaySession) -> int:
+    from ray import tune
+
+    from search.callbacks import SearchOutputs
+    from search.trainable import make_trainable
+
+    settings, out, space = job.settings, job.out, job.space
+    concurrency = check_resources(settings)
+    if not job.resume:  # the search starts: record what --resume needs
+        save(settings, job.base)
+        shutil.copyfile(space.source, out / SPACE_COPY)
+    max_epochs = job.base.train.epochs
+    mirror = StudyMirror(out / "study.db", study_name(job.name), job.mode, space.distributions())
+    _say(
+        f"{'Resuming' if job.resume else 'Searching'} {job.name}: {settings.num_samples} trials "
+        f"of up to {max_epochs} epochs, {concurrency} at once ({settings.cpus_per_trial:g} CPU, "
+        f"{settings.gpus_per_trial:g} GPU each); sampler {settings.sampler}, scheduler "
+        f"{settings.scheduler}; selecting on valid {job.metric} ({job.mode})"
+    )
+    if space.pinned:
+        _say(f"pinned by --set (not searched): {', '.join(space.pinned)}")
+    _say(ray_session.describe(session, out))
+    trainable = make_trainable(
+        job.dataset, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
+    )
+    if job.resume:
+        tuner = tune.Tuner.restore(
+            str(out / TUNE_DIR), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        callbacks = [SearchOutputs(out, job.name, space.names, max_epochs, mirror)]
+        tuner = build_tuner(
+            settings,
+            trainable=trainable,
+            space=space,
+            metric_name=job.metric,
+            metric_mode=job.mode,
+            max_epochs=max_epochs,
+            concurrency=concurrency,
+            callbacks=callbacks,
+        )
+    start = time.time()
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        _say(f"\nInterrupted. Resume with: python search/run.py --resume {out}")
+        return 130
+    elapsed = time.time() - start
+    budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
+    records = collect(results, job.name, finished=budget_hit)
+    write_csv(records, out / "trials.csv", space.names)
+    mirror.sync(records)
+    unfinished = [r for r in records if r.state in ("RUNNING", "PENDING")]
+    if not budget_hit and (unfinished or len(records) < settings.num_samples):
+        _say(
+            f"\nSearch interrupted with {len(unfinished)} trial(s) unfinished; state saved in "
+            f"{out}.\nResume with: python search/run.py --resume {out}"
+        )
+        return 130
+    return _finish(job, records, "time budget" if budget_hit else "complete")
+
+
+def _finish(job: Job, records: list[TrialRecord], ended: str) -> int:
+    """Best config, seed re-runs, summary.json, and the closing report."""
+    settings, out = job.settings, job.out
+    best = export.best_record(records, job.mode)
+    best_config, runs = None, []
+    if best is None:
+        _say("No trial ran to completion: no best configuration (see trials.csv for errors).")
+    else:
+        best_config = export.write_best_config(job.base, job.space, best, out / "best_config.yaml")
+        if settings.seeds:
+            _say(f"Re-training the best configuration with seeds {settings.seeds} ...")
+        runs = export.final_runs(
+            best_config,
+            job.dataset,
+            settings.seeds,
+            settings.cpus_per_trial,
+            settings.gpus_per_trial,
+        )
+    doc = export.summary(
+        dataset=job.name,
+        metric=job.metric,
+        mode=job.mode,
+        requested=settings.num_samples,
+        records=records,
+        best=best,
+        best_config=best_config,
+        runs=runs,
+        ended=ended,
+    )
+    export.write_summary(doc, out / "summary.json")
+    export.prune_checkpoints(out / TUNE_DIR, keep=trial_name(job.name, best) if best else None)
+    _say(report(doc, out))
+    return 0 if best is not None else 1
+
+
+def report(doc: dict[str, Any], out: Path) -> str:
+    """What the user reads at the end: the best configuration and where everything is."""
+    metric = doc["select"]["metric"]
+    t = doc["trials"]
+    states = ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("requested", "total"))
+    lines = ["", f"Search {doc['ended']}: {t['total']} trials ({states})."]
+    best = doc["best_trial"]
+    if best:
+        lines.append(
+            f"Best trial {best['trial_id']}: valid {metric} {best['score']:.4f} "
+            f"(epoch {best['best_epoch']} of {best['epochs']})"
+        )
+        lines += [f"  {k}: {v}" for k, v in best["params"].items()]
+        final = doc["final"]
+        for split in ("valid", "test"):
+            stats = final[split]
+            if stats:
+                shown = "  ".join(f"{k} {v['mean']:.4f}±{v['std']:.4f}" for k, v in stats.items())
+                lines.append(f"{split} over seeds {final['seeds']}: {shown}")
+        lines.append(
+            f"Reproduce: python -m atsuko.train --config {out / 'best_config.yaml'} "
+            f"--seed {best['seed']}"
+        )
+    lines += [
+        f"Outputs in {out}: best_config.yaml, trials.csv, study.db, summary.json, "
+        f"{TUNE_DIR}/ (trials, checkpoints, TensorBoard events)",
+        f"TensorBoard: tensorboard --logdir {out / TUNE_DIR} --host 127.0.0.1",
+        f"Optuna dashboard: optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""After the search: the best configuration, its seed re-runs, and `summary.json`.
+
+The best trial is chosen on the validation split only, among trials that ran their full budget
+(COMPLETE). `best_config.yaml` is a complete `atsuko.config` file: `python -m atsuko.train
+--config best_config.yaml --seed S` re-trains it; with the trial's seed (`train.seed`) it
+reproduces the trial's validation score. The re-runs train it again with each `--final-seeds`
+seed (1111, 1112, ...) as Ray tasks with the trials' resources, and score the test split once
+per seed; `summary.json` holds validation and test metrics as mean and std over those seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from atsuko import config as cfg
+from atsuko.config import Config
+from search.records import TrialRecord, counts
+from search.space import Space
+
+
+def best_record(records: list[TrialRecord], mode: str) -> TrialRecord | None:
+    """The COMPLETE trial with the best validation score (ties: the earlier trial)."""
+    done = [r for r in records if r.state == "COMPLETE" and math.isfinite(r.score)]
+    if not done:
+        return None
+    sign = 1.0 if mode == "min" else -1.0
+    return min(done, key=lambda r: sign * r.score)
+
+
+def prune_checkpoints(tune_dir: Path, keep: str | None) -> int:
+    """After a finished search, delete every trial's checkpoints but those of `keep` (a trial
+    folder name, the best trial's).
+
+    They exist for retries and --resume; a finished search needs neither, and with wide models
+    they add up to gigabytes. Returns how many checkpoint folders were removed.
+    """
+    removed = 0
+    for folder in Path(tune_dir).glob("*/checkpoint_*"):
+        if folder.parent.name != keep and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def write_best_config(base: Config, space: Space, record: TrialRecord, path: Path) -> Config:
+    best = space.apply(base, record.params)
+    cfg.write(best, path)
+    return best
+
+
+def _final_run(config: dict[str, Any], seed: int, dataset: Any, threads: int) -> dict[str, Any]:
+    """One seed re-run of the best configuration, test scored once (runs as a Ray task)."""
+    import torch
+
+    from atsuko.train import NonFiniteLoss, fit, result_json
+
+    torch.set_num_threads(threads)
+    run_config = cfg.from_dict(config).replace(seed=seed)
+    try:
+        return result_json(fit(run_config, dataset, score_test=True, log=None))
+    except NonFiniteLoss as exc:
+        return {"seed": seed, "error": f"NonFiniteLoss: {exc}"}
+
+
+def final_runs(
+    best: Config, dataset: Any, seeds: list[int], cpus: float, gpus: float
+) -> list[dict[str, Any]]:
+    """Re-train `best` once per seed on the cluster (as many at once as resources allow)."""
+    import ray
+
+    if not seeds:
+        return []
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(_final_run)
+    data_ref = ray.put(dataset)
+    threads = max(1, int(cpus))
+    refs = [task.remote(best.to_dict(), seed, data_ref, threads) for seed in seeds]
+    return ray.get(refs)
+
+
+def mean_std(runs: list[dict[str, Any]], split: str) -> dict[str, dict[str, float]]:
+    """Per metric: mean and sample standard deviation (ddof=1; 0 for one run) over runs."""
+    table: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in (run.get(split) or {}).items():
+            table.setdefault(key, []).append(float(value))
+    return {
+        k: {
+            "mean": statistics.fmean(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "n": len(v),
+        }
+        for k, v in table.items()
+    }
+
+
+def summary(
+    *,
+    dataset: str,
+    metric: str,
+    mode: str,
+    requested: int,
+    records: list[TrialRecord],
+    best: TrialRecord | None,
+    best_config: Config | None,
+    runs: list[dict[str, Any]],
+    ended: str,
+) -> dict[str, Any]:
+    ok = [r for r in runs if "error" not in r]
+    doc: dict[str, Any] = {
+        "dataset": dataset,
+        "select": {"metric": metric, "mode": mode},
+        "ended": ended,
+        "trials": {"requested": requested, "total": len(records), **counts(records)},
+        "best_trial": None,
+        "final": {
+            "seeds": [r.get("seed") for r in runs],
+            "valid": mean_std(ok, "valid"),
+            "test": mean_std(ok, "test"),
+            "runs": runs,
+        },
+        "outputs": {
+            "best_config": "best_config.yaml" if best is not None else None,
+            "trials": "trials.csv",
+            "study": "study.db",
+            "tensorboard": "tune",
+        },
+    }
+    if best is not None and best_config is not None:
+        doc["best_trial"] = {
+            "trial_id": best.trial_id,
+            "score": best.score,
+            "epochs": best.epochs,
+            "best_epoch": best.best_epoch,
+            "seed": best_config.train.seed,
+            "params": best.params,
+            "valid": best.valid,
+            "node_ip": best.node_ip,
+            "node_id": best.node_id,
+        }
+    return doc
+
+
+def write_summary(doc: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")

@@ -1,0 +1,170 @@
+"""Start a local Ray on loopback (or join a cluster) and say where to watch it.
+
+A local Ray started here listens on 127.0.0.1 only (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` keeps
+Ray from rewriting loopback to the machine's address), never attaches to another Ray instance
+on the machine (`address="local"`), and exports metrics on a loopback port. `--dashboard-host`
+exposes the dashboard elsewhere, with a warning: the dashboard and its Jobs API run code for
+anyone who can reach them. Only this process's own Ray is shut down, through its handle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from atsuko.errors import ConfigError
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_DASHBOARD_PORT = 8265
+
+
+def ray_env() -> None:
+    """Set before Ray starts: loopback only, no usage reports, frequent experiment snapshots."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state for --resume
+    # snapshots follow checkpoints closely on purpose (num_to_keep=2): no warning about it
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table: chosen columns only
+
+
+def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
+    """`preferred` if it can be bound on `host`, else a free port the system picks."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port")
+
+
+def dashboard_warning(host: str) -> str | None:
+    """What exposing the dashboard beyond loopback allows (None for loopback)."""
+    if host in (LOOPBACK, "localhost", "::1"):
+        return None
+    return (
+        f"warning: --dashboard-host {host} exposes the Ray dashboard and its Jobs API beyond "
+        "this machine: anyone who can reach that address and holds the access token "
+        f"({token_location()}) can run code here. Prefer an SSH tunnel to 127.0.0.1."
+    )
+
+
+def token_location() -> str:
+    """Where Ray's access token is (Ray 2.60 turns token authentication on by default)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "the RAY_AUTH_TOKEN environment variable"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return os.environ["RAY_AUTH_TOKEN_PATH"]
+    return str(Path("~") / ".ray" / "auth_token")
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    return Path(path).expanduser().is_file()
+
+
+@dataclass
+class RaySession:
+    started_local: bool
+    dashboard_url: str | None
+    metrics_port: int | None
+    gcs_address: str
+    node_ip: str
+
+    def shutdown(self) -> None:
+        """Stop this driver's Ray (its own local instance, or its connection to a cluster)."""
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def start(
+    address: str | None,
+    *,
+    dashboard_host: str = LOOPBACK,
+    dashboard_port: int | None = None,
+    metrics_port: int | None = None,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+) -> RaySession:
+    """Start a local Ray on loopback, or join the cluster at `address`."""
+    ray_env()
+    if address and "RAY_AUTH_MODE" not in os.environ and _token_available():
+        # Ray 2.60 clients send the token only in token mode (set before Ray reads its config)
+        os.environ["RAY_AUTH_MODE"] = "token"
+    import ray
+
+    if address:
+        try:
+            ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise ConfigError(
+                f"--address {address}: could not join the Ray cluster ({exc}); a cluster with "
+                "token authentication also needs RAY_AUTH_MODE=token and its token"
+            ) from None
+        info = ctx.address_info
+        port = info.get("metrics_export_port")
+        return RaySession(
+            False, _url(ctx.dashboard_url), port, info["gcs_address"], info["node_ip_address"]
+        )
+    warning = dashboard_warning(dashboard_host)
+    if warning:
+        print(warning, file=sys.stderr)
+    metrics_port = metrics_port or free_port()
+    dash_port = free_port(
+        dashboard_port or DEFAULT_DASHBOARD_PORT,
+        dashboard_host if dashboard_host != "localhost" else LOOPBACK,
+    )
+    ctx = ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=True,
+        dashboard_host=dashboard_host,
+        dashboard_port=dash_port,
+        _metrics_export_port=metrics_port,
+        logging_level="WARNING",
+        log_to_driver=True,
+    )
+    info = ctx.address_info
+    return RaySession(
+        True, _url(ctx.dashboard_url), metrics_port, info["gcs_address"], info["node_ip_address"]
+    )
+
+
+def _url(dashboard: str | None) -> str | None:
+    if not dashboard:
+        return None
+    return dashboard if dashboard.startswith("http") else f"http://{dashboard}"
+
+
+def describe(session: RaySession, out: Path) -> str:
+    """The monitoring block printed when a search starts."""
+    tune_dir = out / "tune"
+    lines = ["", "Monitoring"]
+    if session.dashboard_url:
+        lines.append(
+            f"  Ray dashboard   {session.dashboard_url}  (access token: {token_location()})"
+        )
+    if session.metrics_port:
+        host = session.node_ip if not session.started_local else LOOPBACK
+        lines.append(
+            f"  Ray metrics     http://{host}:{session.metrics_port}/metrics  "
+            "(ray_atsuko_trial_* gauges per trial; scrape with Prometheus)"
+        )
+    lines += [
+        f"  TensorBoard     tensorboard --logdir {tune_dir} --host 127.0.0.1",
+        f"  Optuna study    optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",
+        f"  Trials so far   {out / 'trials.csv'}",
+        f"  Resume          python search/run.py --resume {out}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,245 @@
+"""`python search/run.py`: the search's command line (argument parsing only).
+
+    python search/run.py --dataset mosei --synthetic            # generated MOSEI-shaped data
+    python search/run.py --dataset mosei --data aligned_50.pkl  # real features
+    python search/run.py --resume runs/search/mosei-20250101-120000
+
+Everything else lives in `search.driver`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the project, not this folder
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from atsuko.cli import ArgumentParser, run_cli  # noqa: E402
+from atsuko.config import DATASETS  # noqa: E402
+
+EPILOG = """\
+outputs under --out:
+  best_config.yaml  complete config of the best trial (validation only); reproduce it with
+                    python -m atsuko.train --config best_config.yaml --seed 1111
+  trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node
+  study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
+  summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
+  tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files
+trial states: COMPLETE, PRUNED (stopped by ASHA), ERROR (e.g. NaN loss), STOPPED (time budget)
+
+monitoring: the Ray dashboard address (and where its access token is), the metrics endpoint
+and the TensorBoard command are printed when the search starts. A local Ray listens on
+127.0.0.1 only. Ctrl-C stops cleanly and prints the --resume command.
+exit status: 0 done, 1 no trial completed, 2 bad input, 130 interrupted (resumable)."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    value = count(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port 1..65535, got {text!r}")
+    return value
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python search/run.py",
+        description="Hyperparameter search for Atsuko on Ray Tune with Optuna (TPE by default)\n"
+        "and ASHA. Trials are selected on the validation split only; the best configuration\n"
+        "is then re-trained with several seeds and the test split scored once per seed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data and configuration")
+    data.add_argument("--dataset", choices=DATASETS, help="dataset to search on (required)")
+    source = data.add_mutually_exclusive_group()
+    source.add_argument(
+        "--synthetic",
+        action="store_true",
+        default=None,
+        help="generated stand-in data with the dataset's real shapes and planted structure",
+    )
+    source.add_argument("--data", metavar="PATH", help="feature file (.pkl/.npz) or MIntRec folder")
+    data.add_argument("--config", metavar="YAML", help="base configuration (as atsuko.train's)")
+    data.add_argument(
+        "--set",
+        dest="sets",
+        metavar="KEY=VALUE",
+        action="append",
+        help="pin a config key for every trial (repeatable); a pinned key leaves the space",
+    )
+    data.add_argument(
+        "--space", metavar="YAML", help="search space (default: configs/search/default.yaml)"
+    )
+
+    budget = p.add_argument_group("budget")
+    budget.add_argument(
+        "--num-samples",
+        type=positive_int,
+        metavar="N",
+        help="number of trials (default 20; smoke test 3)",
+    )
+    budget.add_argument(
+        "--max-epochs",
+        type=positive_int,
+        metavar="N",
+        help="epochs per trial at most (default: the config's train.epochs)",
+    )
+    budget.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="stop the search after this long (per run); finished work is kept, "
+        "unfinished trials are STOPPED, and the outputs are written",
+    )
+    budget.add_argument(
+        "--smoke-test",
+        action="store_true",
+        default=None,
+        help="tiny and fast, for CI: synthetic data at scale 0.02, 3 trials of "
+        "2 epochs, 2 at once, 2 final seeds (explicit flags still win)",
+    )
+
+    search = p.add_argument_group("search")
+    search.add_argument(
+        "--sampler",
+        choices=("tpe", "random", "cmaes"),
+        help="Optuna sampler (default tpe: multivariate, seeded)",
+    )
+    search.add_argument(
+        "--scheduler",
+        choices=("asha", "none"),
+        help="asha stops poor trials early (default); none runs every trial to its full budget",
+    )
+    search.add_argument(
+        "--grace-period",
+        type=positive_int,
+        metavar="N",
+        help="ASHA: epochs before a trial can be stopped (default max-epochs/8)",
+    )
+    search.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sampler seed (default 0); trials train with the config's train.seed",
+    )
+    search.add_argument(
+        "--final-seeds",
+        type=count,
+        metavar="N",
+        help="re-train the best config with seeds 1111..1110+N and score the test "
+        "split once per seed (default 5; 0 skips)",
+    )
+
+    res = p.add_argument_group("resources and cluster")
+    res.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="trials at once (default: as many as the cluster's CPUs/GPUs hold)",
+    )
+    res.add_argument(
+        "--cpus-per-trial",
+        type=positive_float,
+        metavar="N",
+        help="CPUs per trial (default 1); torch uses that many threads",
+    )
+    res.add_argument(
+        "--gpus-per-trial",
+        type=fraction,
+        metavar="F",
+        help="GPUs per trial, fractions allowed (default 0: CPU)",
+    )
+    res.add_argument(
+        "--max-failures",
+        type=count,
+        metavar="N",
+        help="retries of a failed trial from its last checkpoint (default 1)",
+    )
+    res.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="join a running Ray cluster (host:port); default: start a local Ray on 127.0.0.1",
+    )
+    res.add_argument(
+        "--dashboard-host",
+        metavar="HOST",
+        help="where a local Ray's dashboard listens (default 127.0.0.1; anything "
+        "else lets others reach it: a warning is printed)",
+    )
+    res.add_argument(
+        "--dashboard-port",
+        type=port,
+        metavar="PORT",
+        help="local dashboard port (default 8265, or a free one)",
+    )
+    res.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="local Ray's Prometheus metrics port (default: a free one)",
+    )
+
+    runs = p.add_argument_group("outputs and resume")
+    runs.add_argument(
+        "--out", metavar="DIR", help="new folder for everything (default runs/search/DATASET-TIME)"
+    )
+    runs.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="finish the search in DIR (after Ctrl-C or a killed driver) with its saved settings",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from search import driver, settings
+
+    resolved = settings.from_args(args)
+    return driver.run(resolved, resume=bool(args.resume))
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,78 @@
+"""Optuna inside Ray Tune: the sampler, and trials stopped by ASHA recorded as pruned.
+
+Ray's `OptunaSearch` tells Optuna that a trial ASHA stopped early is COMPLETE, with its partial
+score as the value; TPE then models those partial scores as finished ones. Here such a trial
+(its last result carries `stopped_early`, set by `callbacks.SearchOutputs`) is told as PRUNED
+with its intermediate values, the way Optuna's own pruners record it. Intermediate values are
+keyed by epoch, so a trial resumed from a checkpoint keeps a consistent history. The study stays
+in memory (it is pickled with the experiment state for `--resume`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from search.records import STOPPED_EARLY
+
+SAMPLERS = ("tpe", "random", "cmaes")
+log = logging.getLogger(__name__)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """TPE (multivariate, grouped for conditional spaces), random, or CMA-ES; all seeded."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles the numeric parameters jointly; categorical and conditional ones fall
+        # back to the (seeded) random sampler
+        return optuna.samplers.CmaEsSampler(
+            seed=seed,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            warn_independent_sampling=False,
+        )
+    raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    """`OptunaSearch` whose scheduler-stopped trials are PRUNED, with per-epoch values."""
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        value, epoch = result.get(self.metric), result.get("epoch")
+        if value is None or epoch is None or not math.isfinite(float(value)):
+            return
+        reported = self.__dict__.setdefault("_reported_epochs", {}).setdefault(trial_id, set())
+        if int(epoch) not in reported:  # a retried trial repeats no epoch, but be safe
+            self._ot_trials[trial_id].report(float(value), int(epoch))
+            reported.add(int(epoch))
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if result and result.get(STOPPED_EARLY) and not error:
+            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+                return
+            self._report(trial_id, result)  # the result ASHA stopped on never reached us
+            try:
+                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+            except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
+                log.warning("could not record trial %s as pruned: %s", trial_id, exc)
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)

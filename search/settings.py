@@ -1,0 +1,176 @@
+"""The resolved flags of one search, the base configuration they imply, and their saved copy.
+
+`--smoke-test` fills in a tiny budget for whatever was not given explicitly. The settings are
+saved as `search.json` under `--out`; `--resume OUT` reads them back, so a resumed search runs
+with exactly the settings it started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from atsuko import config as cfg
+from atsuko.config import Config
+from atsuko.errors import ConfigError
+
+SETTINGS_FILE = "search.json"
+BASE_CONFIG_FILE = "base_config.yaml"
+FINAL_SEED0 = 1111  # the field reports seeds 1111..1115
+
+SMOKE = {  # --smoke-test: tiny and fast, for CI (explicit flags still win)
+    "num_samples": 3,
+    "max_epochs": 2,
+    "concurrency": 2,
+    "final_seeds": 2,
+    "scale": 0.02,
+}
+DEFAULTS = {
+    "num_samples": 20,
+    "max_epochs": None,  # the configuration's train.epochs
+    "concurrency": None,  # as many trials as the cluster's CPUs (GPUs) hold
+    "final_seeds": 5,
+    "scale": None,  # synthetic data at the configuration's data.scale
+}
+# flags that --resume allows beside it (where and how to run, not what to search)
+RESUME_FLAGS = ("address", "dashboard_host", "dashboard_port", "metrics_port")
+
+
+@dataclass
+class Settings:
+    dataset: str | None = None
+    synthetic: bool = False
+    data: str | None = None
+    config: str | None = None
+    sets: list[str] = field(default_factory=list)
+    space: str | None = None
+    num_samples: int = 20
+    max_epochs: int | None = None
+    concurrency: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    grace_period: int | None = None
+    seed: int = 0
+    time_budget: float | None = None
+    max_failures: int = 1
+    final_seeds: int = 5
+    scale: float | None = None
+    smoke_test: bool = False
+    out: str = ""
+    address: str | None = None
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int | None = None
+    metrics_port: int | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out).resolve()
+
+    @property
+    def seeds(self) -> list[int]:
+        return [FINAL_SEED0 + i for i in range(self.final_seeds)]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_args(ns: Any) -> Settings:
+    """Settings from parsed flags (None = not given): smoke-test and defaults fill the rest."""
+    given = {k: v for k, v in vars(ns).items() if v is not None and v is not False}
+    if ns.resume:
+        return _for_resume(ns, given)
+    if not ns.dataset:
+        raise ConfigError("--dataset is required (one of: " + ", ".join(cfg.DATASETS) + ")")
+    fill = SMOKE if ns.smoke_test else DEFAULTS
+    values = {k: given.get(k, fill[k]) for k in fill}
+    synthetic = bool(ns.synthetic or (ns.smoke_test and not ns.data))
+    out = ns.out or str(Path("runs") / "search" / f"{ns.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    keep = {f.name for f in dataclasses.fields(Settings)}
+    plain = {k: v for k, v in given.items() if k in keep and k not in values}
+    settings = Settings(**{**plain, **values, "synthetic": synthetic, "out": out})
+    check(settings)
+    return settings
+
+
+def _for_resume(ns: Any, given: dict[str, Any]) -> Settings:
+    extra = sorted(k for k in given if k not in RESUME_FLAGS + ("resume",))
+    if extra:
+        flag = "--" + extra[0].replace("_", "-")
+        raise ConfigError(
+            f"--resume continues a search with the settings saved in it; drop {flag} "
+            "(allowed beside --resume: --address, --dashboard-host, --dashboard-port, "
+            "--metrics-port)"
+        )
+    settings = load(ns.resume)
+    for key in RESUME_FLAGS:
+        if key in given:
+            setattr(settings, key, given[key])
+    return settings
+
+
+def check(s: Settings) -> None:
+    """Cross-flag checks that argparse cannot express."""
+    if s.max_epochs is not None and s.grace_period is not None and s.grace_period > s.max_epochs:
+        raise ConfigError(
+            f"--grace-period {s.grace_period} is above --max-epochs {s.max_epochs}: "
+            "ASHA's first rung must come before the last epoch"
+        )
+    if s.concurrency is not None and s.concurrency > s.num_samples:
+        s.concurrency = s.num_samples
+
+
+def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
+    """The configuration every trial starts from, and the keys `--set` pinned.
+
+    Precedence as `atsuko.train`: defaults < dataset defaults < `--config` < `--set`; then the
+    search's own settings (epochs, threads per trial, device, synthetic scale).
+    """
+    pinned = cfg.parse_set(s.sets)
+    overrides: dict[str, Any] = dict(pinned)
+    if s.synthetic:
+        overrides["data.synthetic"] = True
+    if s.data:
+        overrides.update({"data.path": s.data, "data.synthetic": False})
+    if s.scale is not None and "scale" not in pinned and "data.scale" not in pinned:
+        overrides["data.scale"] = s.scale
+    if s.max_epochs is not None:
+        overrides["train.epochs"] = s.max_epochs
+    overrides["train.threads"] = max(1, int(s.cpus_per_trial))
+    overrides["train.device"] = "cuda" if s.gpus_per_trial > 0 else "cpu"
+    config = cfg.resolve(s.config, overrides, dataset=s.dataset)
+    return config, pinned
+
+
+def save(s: Settings, base: Config) -> None:
+    out = s.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS_FILE).write_text(json.dumps(s.to_json(), indent=2) + "\n")
+    cfg.write(base, out / BASE_CONFIG_FILE)
+
+
+def load(folder: str | Path) -> Settings:
+    """The settings saved by the search in `folder` (for --resume)."""
+    folder = Path(folder)
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--resume {folder}: no {SETTINGS_FILE} there; expected the --out folder of a search"
+        )
+    try:
+        doc = json.loads(path.read_text())
+        settings = Settings(**doc)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable search settings ({exc})") from None
+    settings.out = str(folder.resolve())
+    return settings
+
+
+def load_base(folder: str | Path) -> Config:
+    """The base configuration saved next to the search (exactly what its trials used)."""
+    return cfg.from_dict(cfg.read_yaml(Path(folder) / BASE_CONFIG_FILE))

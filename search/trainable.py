@@ -1,0 +1,110 @@
+"""One trial: `atsuko.train.fit` with per-epoch reports and checkpoints (no second loop).
+
+Each epoch reports the validation metrics, the training loss terms and the router statistics,
+with a checkpoint (`Trainer.state_dict()`: model, optimiser, epoch, best state, RNG) so ASHA and
+failure retries resume from the last epoch. A NaN or infinite loss raises
+`atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason.
+The dataset arrives once per node through the object store (`tune.with_parameters`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+import torch
+from ray import tune
+from ray.tune.trainable import wrap_function
+
+from search import trial_metrics
+from search.records import METRIC
+
+if TYPE_CHECKING:
+    from atsuko.data import Dataset
+
+STATE_FILE = "trainer.pt"
+PROGRESS_FILE = "progress.json"
+
+
+def _restore(checkpoint: tune.Checkpoint | None) -> tuple[dict | None, dict[str, Any]]:
+    if checkpoint is None:
+        return None, {}
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+    return state, progress
+
+
+def train_trial(
+    config: dict[str, Any], *, dataset: Dataset, base: dict[str, Any], cpus: float
+) -> None:
+    """The Tune trainable: `config` holds the sampled parameters, `base` everything else."""
+    from atsuko.config import from_dict
+    from atsuko.train import fit
+
+    torch.set_num_threads(max(1, int(cpus)))  # this trial's CPU share
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # per-epoch noise
+    run_config = from_dict(base).replace(**config)
+    name = run_config.data.dataset
+    trial_id = tune.get_context().get_trial_id()
+    node_id = ray.get_runtime_context().get_node_id()
+    state, progress = _restore(tune.get_checkpoint())
+    progress.setdefault("started_at", time.time())
+    reported = False
+
+    def on_epoch(record: Any, trainer: Any) -> None:
+        nonlocal reported
+        if record.best_epoch == record.epoch:
+            progress["best_valid"] = dict(record.valid)
+        metrics = {
+            "epoch": record.epoch,
+            "score": record.score,
+            METRIC: record.best_score,
+            "best_epoch": record.best_epoch,
+            "valid": dict(record.valid),
+            "best_valid": dict(progress.get("best_valid", {})),
+            "train": dict(record.train),
+            "router": dict(record.router),
+            "epoch_seconds": record.seconds,
+            "node_id": node_id,
+            "started_at": progress["started_at"],
+            "wall_time": time.time(),
+        }
+        progress["last"] = metrics
+        # gauges first: code after a trial's last report may never run under ASHA
+        trial_metrics.publish_trial(name, trial_id, record.epoch, record.score, record.best_score)
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+            (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        reported = True
+
+    fit(run_config, dataset, state=state, on_epoch=on_epoch, score_test=False, log=None)
+    if not reported and "last" in progress:
+        # restored from a checkpoint with nothing left to train: repeat the last result so
+        # that this attempt ends with the trial's real scores
+        tune.report({**progress["last"], "wall_time": time.time()})
+
+
+def _trial_repr(self: Any) -> str:
+    return f"atsuko_{self.dataset_name}_{self.trial_id}"
+
+
+def make_trainable(dataset: Dataset, base: dict[str, Any], cpus: float, gpus: float) -> type:
+    """The trainable class for `Tuner`: data in the object store, resources, readable actors.
+
+    Its actors show in the Ray dashboard as `atsuko_<dataset>_<trial id>` (the actor's repr).
+    """
+    fn = tune.with_parameters(train_trial, dataset=dataset, base=base, cpus=cpus)
+    fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
+    wrapped = wrap_function(fn)
+    return type(
+        "AtsukoTrial",
+        (wrapped,),
+        {"dataset_name": base["data"]["dataset"], "__repr__": _trial_repr},
+    )

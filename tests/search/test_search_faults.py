@@ -1,0 +1,188 @@
+"""Faults: a NaN trial, a SIGKILLed driver and --resume, Ctrl-C, a time budget.
+
+Each search here joins the session's shared loopback Ray with --address (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import optuna
+import pytest
+from searchtest_util import FAST, NAN_SPACE, kill_tree, rows, run, start, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _epochs(trial_dir) -> list[int]:
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def _study_states(out) -> dict[str, str]:
+    study = optuna.load_study(study_name="atsuko-mosei", storage=f"sqlite:///{out / 'study.db'}")
+    return {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
+
+
+def test_a_nan_trial_errors_with_its_reason_and_the_search_goes_on(shared_ray, tmp_path):
+    out = tmp_path / "out"
+    done = run(
+        *FAST,
+        "--space",
+        str(NAN_SPACE),
+        "--seed",
+        "0",
+        "--scheduler",
+        "none",
+        "--max-failures",
+        "0",
+        "--final-seeds",
+        "0",
+        "--address",
+        shared_ray["address"],
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(out / "trials.csv")
+    assert len(table) == 3
+    errored = [r for r in table if r["state"] == "ERROR"]
+    assert errored and all(float(r["param/lr"]) > 1 for r in errored)
+    assert all("NonFiniteLoss" in r["error"] and "non-finite loss" in r["error"] for r in errored)
+    assert [r["state"] for r in table if float(r["param/lr"]) < 1] == ["COMPLETE"]
+    states = _study_states(out)
+    assert {states[r["trial_id"]] for r in errored} == {"FAIL"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"]["ERROR"] == len(errored)
+    assert float(summary["best_trial"]["params"]["lr"]) < 1
+
+
+def test_resume_after_the_driver_is_killed(shared_ray, tmp_path):
+    out = tmp_path / "out"
+    args = ["--address", shared_ray["address"]]
+    proc = start(
+        *FAST,
+        "--scheduler",
+        "none",
+        "--num-samples",
+        "4",
+        "--max-epochs",
+        "3",
+        "--final-seeds",
+        "0",
+        "--out",
+        str(out),
+        *args,
+        log=tmp_path / "first.txt",
+    )
+
+    def finished_one_and_another_mid_way() -> bool:
+        table = out / "trials.csv"
+        complete = (
+            {r["trial_id"] for r in rows(table) if r["state"] == "COMPLETE"}
+            if table.exists()
+            else set()
+        )
+        mid = [
+            d
+            for d in (out / "tune").glob("mosei_*")
+            if d.name.removeprefix("mosei_") not in complete and (d / "checkpoint_000001").exists()
+        ]
+        return bool(complete) and bool(mid)
+
+    assert wait_for(finished_one_and_another_mid_way, 240, proc), (
+        tmp_path / "first.txt"
+    ).read_text()[-3000:]
+    time.sleep(1.5)  # let the experiment snapshot that follows the checkpoint land
+    kill_tree(proc, signal.SIGKILL)
+    before = {r["trial_id"] for r in rows(out / "trials.csv")}
+
+    done = run("--resume", str(out), *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Resuming mosei" in done.stdout
+    table = rows(out / "trials.csv")
+    ids = [r["trial_id"] for r in table]
+    assert len(ids) == 4 and len(set(ids)) == 4, ids  # exactly the requested trials
+    assert before <= set(ids)
+    assert all(r["state"] == "COMPLETE" and r["epochs"] == "3" for r in table)
+    for trial_id in ids:  # a trial created just before the kill but never saved is dropped
+        trial_dir = out / "tune" / f"mosei_{trial_id}"
+        epochs = _epochs(trial_dir)
+        assert epochs.count(1) == 1, f"{trial_dir.name} restarted from scratch: {epochs}"
+        assert max(epochs) == 3
+    assert _study_states(out) == {r["trial_id"]: "COMPLETE" for r in table}
+    again = run("--resume", str(out), *args)
+    assert again.returncode == 0 and "complete" in again.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(shared_ray, tmp_path):
+    out = tmp_path / "out"
+    log = tmp_path / "log.txt"
+    proc = start(
+        *FAST,
+        "--scheduler",
+        "none",
+        "--num-samples",
+        "4",
+        "--max-epochs",
+        "4",
+        "--address",
+        shared_ray["address"],
+        "--out",
+        str(out),
+        log=log,
+    )
+    assert wait_for(lambda: any((out / "tune").glob("mosei_*/checkpoint_000000")), 240, proc)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=120)
+    text = log.read_text()
+    assert code == 130, text[-3000:]
+    assert f"python search/run.py --resume {out}" in text
+    assert "Traceback" not in text
+    assert (out / "trials.csv").is_file() and (out / "search.json").is_file()
+    assert any(r["state"] in ("RUNNING", "PENDING") for r in rows(out / "trials.csv"))
+
+
+def test_time_budget_stops_on_time_with_everything_written(shared_ray, tmp_path):
+    out = tmp_path / "out"
+    began = time.monotonic()
+    done = run(
+        *FAST,
+        "--scheduler",
+        "none",
+        "--num-samples",
+        "40",
+        "--max-epochs",
+        "1",
+        "--time-budget",
+        "12",
+        "--final-seeds",
+        "0",
+        "--address",
+        shared_ray["address"],
+        "--out",
+        str(out),
+    )
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ended"] == "time budget"
+    table = rows(out / "trials.csv")
+    assert 0 < len(table) < 40
+    assert summary["trials"]["total"] == len(table)
+    assert (out / "best_config.yaml").is_file() and (out / "study.db").is_file()
+    assert took < 12 + 90, f"took {took:.0f} s for a 12 s budget"
+
+
+@pytest.mark.parametrize(
+    "flags", [["--cpus-per-trial", "64"], ["--gpus-per-trial", "0.5"]], ids=["cpus", "gpus"]
+)
+def test_a_trial_that_fits_no_node_is_refused(flags, shared_ray, tmp_path):
+    out = tmp_path / "out"
+    done = run(*FAST, *flags, "--address", shared_ray["address"], "--out", str(out))
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"error: {flags[0]} {flags[1]}: no Ray node has" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (out / "search.json").exists()  # the search never started
