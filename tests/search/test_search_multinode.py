@@ -8,12 +8,15 @@ forces a retry from the last checkpoint on the other.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
-from searchtest_util import FAST, rows, start, wait_for
+from searchtest_util import FAST, REPO, RUN, rows, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -62,11 +65,41 @@ def test_a_worker_node_dying_mid_search_does_not_stop_it(tmp_path):
     assert all(r["state"] == "COMPLETE" and r["epochs"] == "4" for r in table), table
     assert all(r["node_id"] in alive for r in table)  # finished on the surviving nodes
     assert len(dead) == 1
+    first_nodes = set()
     moved = 0
     for trial_dir in (out / "tune" / f"mosei_{r['trial_id']}" for r in table):
         lines = (trial_dir / "result.json").read_text().splitlines()
         results = [json.loads(x) for x in lines]
         epochs = [r["epoch"] for r in results]
         assert epochs.count(1) == 1, f"{trial_dir.name} restarted from scratch: {epochs}"
+        first_nodes.add(results[0]["node_id"])
         moved += results[0]["node_id"] in dead and results[-1]["node_id"] in alive
     assert moved >= 1, "no trial was running on the killed worker"
+    assert len(first_nodes) >= 2, f"trials did not spread over the workers: {first_nodes}"
+
+
+def test_a_search_submitted_as_a_ray_job_runs_to_the_end(tmp_path):
+    """The cluster path of the README: the search as a Ray Job, `--address auto` inside it."""
+    local = pytest.importorskip("cluster.local")
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    state_dir = Path(tempfile.mkdtemp(prefix="atj-"))
+    out = tmp_path / "out"
+    args = [*FAST, "--num-samples", "2", "--max-epochs", "1", "--final-seeds", "0"]
+    command = " ".join([shlex.quote(sys.executable), str(RUN), *args, "--address", "auto"])
+    try:
+        with local.LocalCluster(workers=1, cpus_per_node=1, state_dir=state_dir) as c:
+            jobs = JobSubmissionClient(c.dashboard_url, headers=c.headers())
+            job = jobs.submit_job(
+                entrypoint=f"cd {shlex.quote(str(REPO))} && {command} --out {shlex.quote(str(out))}"
+            )
+            deadline = time.monotonic() + 400
+            while not jobs.get_job_status(job).is_terminal() and time.monotonic() < deadline:
+                time.sleep(1)
+            status, logs = jobs.get_job_status(job), jobs.get_job_logs(job)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    assert status == JobStatus.SUCCEEDED, logs[-3000:]
+    table = rows(out / "trials.csv")
+    assert len(table) == 2 and all(r["state"] == "COMPLETE" for r in table), table
+    assert (out / "best_config.yaml").is_file()
