@@ -23,6 +23,7 @@ from search import export, ray_session
 from search.records import METRIC, TrialRecord, build, write_csv
 from search.settings import Settings, base_config, load_base, save
 from search.space import Space, load_space
+from search.storage import Storage
 from search.study_mirror import StudyMirror, study_name
 
 TUNE_DIR = "tune"
@@ -72,7 +73,12 @@ class Job:
 
     @property
     def out(self) -> Path:
+        """The local folder of the driver's files (see `search.storage`)."""
         return self.settings.out_dir
+
+    @property
+    def storage(self) -> Storage:
+        return self.settings.storage
 
     @property
     def name(self) -> str:
@@ -83,22 +89,23 @@ def prepare(settings: Settings, resume: bool) -> Job:
     """Check everything the user gave, before Ray: out folder, config, space, dataset."""
     from atsuko.train import select_spec
 
-    out = settings.out_dir
+    store = settings.storage
+    out, where = store.local_dir, store.location
     if resume:
-        if not (out / TUNE_DIR).is_dir():
-            raise ConfigError(f"--resume {out}: no '{TUNE_DIR}' folder; the search never started")
+        if not store.has_folder(TUNE_DIR):
+            raise ConfigError(f"--resume {where}: no '{TUNE_DIR}' folder; the search never started")
         if (out / "summary.json").is_file():
-            raise SearchDone(f"the search in {out} is complete; its results are in {out}")
+            raise SearchDone(f"the search in {where} is complete; its results are in {where}")
         base = load_base(out)
         space_file: Path | str | None = out / SPACE_COPY
     else:
-        if (out / "search.json").exists():
+        if store.has_file("search.json"):
             raise ConfigError(
-                f"--out {out} already holds a search; continue it with --resume {out} "
+                f"--out {where} already holds a search; continue it with --resume {where} "
                 "or choose another --out"
             )
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ConfigError(f"--out {out}: expected a new or empty folder")
+        if not store.is_new():
+            raise ConfigError(f"--out {where}: expected a new or empty folder")
         base, _ = base_config(settings)
         space_file = settings.space
     space = load_space(space_file, base, pinned=cfg.parse_set(settings.sets))
@@ -185,7 +192,7 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            storage_path=str(settings.out_dir),
+            storage_path=settings.storage.location,  # a folder or a URI: Tune writes there
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
@@ -206,6 +213,16 @@ def progress_table(space: Space, metric: str) -> Any:
     )
 
 
+def _progress_scores(result: Any) -> dict[int, float]:
+    """Epoch -> best score so far, from the trial's progress table as Tune read it from
+    storage (where `result.path` is not a local folder, e.g. on s3://)."""
+    frame = getattr(result, "metrics_dataframe", None)
+    if frame is None or "epoch" not in frame or METRIC not in frame:
+        return {}
+    pairs = zip(frame["epoch"], frame[METRIC], strict=True)
+    return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
+
+
 def collect(results: Any, dataset: str, finished: bool) -> list[TrialRecord]:
     """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
     (time budget), else RUNNING/PENDING (interrupted: --resume continues them)."""
@@ -220,9 +237,12 @@ def collect(results: Any, dataset: str, finished: bool) -> list[TrialRecord]:
         else:
             status = "STOPPED" if finished and last else "RUNNING"
         error = str(result.error) if result.error is not None else ""
-        records.append(
-            build(trial_id, result.config or {}, last, status=status, error=error, path=result.path)
+        record = build(
+            trial_id, result.config or {}, last, status=status, error=error, path=result.path
         )
+        if not Path(result.path).is_dir():
+            record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))
+        records.append(record)
     return records
 
 
@@ -247,6 +267,20 @@ def run(settings: Settings, resume: bool = False) -> int:
         return _search(job, session)
     finally:
         session.shutdown()
+        upload(job.storage)
+
+
+def upload(store: Storage) -> None:
+    """Copy the driver's files to an `--out` URI (at the end, also after Ctrl-C or an error)."""
+    if not store.remote:
+        return
+    try:
+        store.upload()
+    except OSError as exc:
+        _say(
+            f"warning: could not copy the search's files to {store.uri} ({exc}); they are in "
+            f"{store.local_dir}; copy them there before --resume {store.uri} elsewhere"
+        )
 
 
 def _search(job: Job, session: ray_session.RaySession) -> int:
@@ -255,11 +289,16 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     from search.callbacks import SearchOutputs
     from search.trainable import make_trainable
 
-    settings, out, space = job.settings, job.out, job.space
+    settings, out, space, store = job.settings, job.out, job.space, job.storage
     concurrency = check_resources(settings)
     if not job.resume:  # the search starts: record what --resume needs
+        store.reset_working_dir()  # a URI's local folder may hold an earlier search's files
         save(settings, job.base)
         shutil.copyfile(space.source, out / SPACE_COPY)
+        try:
+            store.upload()
+        except OSError as exc:
+            raise ConfigError(f"--out {store.location}: cannot write there ({exc})") from None
     max_epochs = job.base.train.epochs
     mirror = StudyMirror(out / "study.db", study_name(job.name), job.mode, space.distributions())
     _say(
@@ -270,16 +309,20 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     )
     if space.pinned:
         _say(f"pinned by --set (not searched): {', '.join(space.pinned)}")
-    _say(ray_session.describe(session, out))
+    _say(describe(session, store))
     trainable = make_trainable(
         job.dataset, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
     if job.resume:
         tuner = tune.Tuner.restore(
-            str(out / TUNE_DIR), trainable=trainable, resume_unfinished=True, resume_errored=True
+            store.join(TUNE_DIR), trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
         callbacks = [SearchOutputs(out, job.name, space.names, max_epochs, mirror)]
+        if store.remote:  # after SearchOutputs: copies what it has just rewritten
+            from search.storage_sync import StorageSync
+
+            callbacks.append(StorageSync(store))
         tuner = build_tuner(
             settings,
             trainable=trainable,
@@ -294,7 +337,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     try:
         results = tuner.fit()
     except KeyboardInterrupt:
-        _say(f"\nInterrupted. Resume with: python search/run.py --resume {out}")
+        _say(f"\nInterrupted. Resume with: python search/run.py --resume {store.location}")
         return 130
     elapsed = time.time() - start
     budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
@@ -305,7 +348,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     if not budget_hit and (unfinished or len(records) < settings.num_samples):
         _say(
             f"\nSearch interrupted with {len(unfinished)} trial(s) unfinished; state saved in "
-            f"{out}.\nResume with: python search/run.py --resume {out}"
+            f"{store.location}.\nResume with: python search/run.py --resume {store.location}"
         )
         return 130
     return _finish(job, records, "time budget" if budget_hit else "complete")
@@ -341,12 +384,30 @@ def _finish(job: Job, records: list[TrialRecord], ended: str) -> int:
         ended=ended,
     )
     export.write_summary(doc, out / "summary.json")
-    export.prune_checkpoints(out / TUNE_DIR, keep=trial_name(job.name, best) if best else None)
-    _say(report(doc, out))
+    keep = trial_name(job.name, best) if best else None
+    if job.storage.remote:
+        job.storage.prune_checkpoints(TUNE_DIR, keep)
+    else:
+        export.prune_checkpoints(out / TUNE_DIR, keep=keep)
+    _say(report(doc, out, job.storage))
     return 0 if best is not None else 1
 
 
-def report(doc: dict[str, Any], out: Path) -> str:
+def describe(session: ray_session.RaySession, store: Storage) -> str:
+    """The monitoring block; for a URI, TensorBoard and --resume point at the URI."""
+    text = ray_session.describe(session, store.local_dir)
+    if not store.remote:
+        return text
+    local = store.local_dir
+    text = text.replace(f"--logdir {local / TUNE_DIR} ", f"--logdir {store.join(TUNE_DIR)} ")
+    text = text.replace(f"--resume {local}", f"--resume {store.location}")
+    return text.rstrip("\n") + (
+        f"\n  Results         {store.location} (trials and checkpoints; the driver's files "
+        f"are copied there from {local})\n"
+    )
+
+
+def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
     """What the user reads at the end: the best configuration and where everything is."""
     metric = doc["select"]["metric"]
     t = doc["trials"]
@@ -369,10 +430,14 @@ def report(doc: dict[str, Any], out: Path) -> str:
             f"Reproduce: python -m atsuko.train --config {out / 'best_config.yaml'} "
             f"--seed {best['seed']}"
         )
+    remote = store is not None and store.remote
+    where = store.location if remote else str(out)
+    tune_dir = store.join(TUNE_DIR) if remote else str(out / TUNE_DIR)
     lines += [
-        f"Outputs in {out}: best_config.yaml, trials.csv, study.db, summary.json, "
+        f"Outputs in {where}: best_config.yaml, trials.csv, study.db, summary.json, "
         f"{TUNE_DIR}/ (trials, checkpoints, TensorBoard events)",
-        f"TensorBoard: tensorboard --logdir {out / TUNE_DIR} --host 127.0.0.1",
+        f"TensorBoard: tensorboard --logdir {tune_dir} --host 127.0.0.1",
+        *([f"Local copy of the driver's files: {out}"] if remote else []),
         f"Optuna dashboard: optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",
     ]
     return "\n".join(lines)

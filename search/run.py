@@ -3,6 +3,7 @@
     python search/run.py --dataset mosei --synthetic            # generated MOSEI-shaped data
     python search/run.py --dataset mosei --data aligned_50.pkl  # real features
     python search/run.py --resume runs/search/mosei-20250101-120000
+    python search/run.py --dataset mosei --synthetic --out s3://my-bucket/atsuko/mosei
 
 Everything else lives in `search.driver`.
 """
@@ -27,6 +28,8 @@ outputs under --out:
   study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
   summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
   tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files
+with --out URI, Tune writes tune/ there directly; the other files are kept in a local working
+folder (under the temp dir, or $ATSUKO_SEARCH_CACHE) and copied to the URI as the search goes.
 trial states: COMPLETE, PRUNED (stopped by ASHA), ERROR (e.g. NaN loss), STOPPED (time budget)
 
 monitoring: the Ray dashboard address (and where its access token is), the metrics endpoint
@@ -223,12 +226,16 @@ def parser() -> ArgumentParser:
 
     runs = p.add_argument_group("outputs and resume")
     runs.add_argument(
-        "--out", metavar="DIR", help="new folder for everything (default runs/search/DATASET-TIME)"
+        "--out",
+        metavar="DIR|URI",
+        help="new folder (local or shared by all nodes) or object-store URI (s3://BUCKET/PREFIX, "
+        "gs://..., file:///...) for everything (default runs/search/DATASET-TIME)",
     )
     runs.add_argument(
         "--resume",
-        metavar="DIR",
-        help="finish the search in DIR (after Ctrl-C or a killed driver) with its saved settings",
+        metavar="DIR|URI",
+        help="finish the search in DIR or URI (after Ctrl-C or a killed driver, from any "
+        "machine that reaches it) with its saved settings",
     )
     return p
 

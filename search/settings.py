@@ -2,7 +2,7 @@
 
 `--smoke-test` fills in a tiny budget for whatever was not given explicitly. The settings are
 saved as `search.json` under `--out`; `--resume OUT` reads them back, so a resumed search runs
-with exactly the settings it started with.
+with exactly the settings it started with. `--out` is a folder or a URI (see `search.storage`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
+from search.storage import Storage
 
 SETTINGS_FILE = "search.json"
 BASE_CONFIG_FILE = "base_config.yaml"
@@ -69,8 +70,14 @@ class Settings:
     metrics_port: int | None = None
 
     @property
+    def storage(self) -> Storage:
+        """Where the outputs go: `--out` as a folder, or a URI and its local working folder."""
+        return Storage(self.out)
+
+    @property
     def out_dir(self) -> Path:
-        return Path(self.out).resolve()
+        """The local folder of the driver's files (`--out` itself unless it is a URI)."""
+        return self.storage.local_dir
 
     @property
     def seeds(self) -> list[int]:
@@ -123,6 +130,7 @@ def check(s: Settings) -> None:
         )
     if s.concurrency is not None and s.concurrency > s.num_samples:
         s.concurrency = s.num_samples
+    Storage(s.out)  # an --out URI that pyarrow cannot open ends here, before anything starts
 
 
 def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
@@ -155,19 +163,28 @@ def save(s: Settings, base: Config) -> None:
 
 
 def load(folder: str | Path) -> Settings:
-    """The settings saved by the search in `folder` (for --resume)."""
-    folder = Path(folder)
-    path = folder / SETTINGS_FILE
+    """The settings saved by the search in `folder`, a folder or a URI (for --resume).
+
+    From a URI, the driver's files are first copied into its local working folder.
+    """
+    store = Storage(folder, flag="--resume")
+    shown = store.uri if store.remote else folder
+    if store.remote:
+        try:
+            store.download()
+        except OSError as exc:
+            raise ConfigError(f"--resume {shown}: cannot read it ({exc})") from None
+    path = store.local_dir / SETTINGS_FILE
     if not path.is_file():
         raise ConfigError(
-            f"--resume {folder}: no {SETTINGS_FILE} there; expected the --out folder of a search"
+            f"--resume {shown}: no {SETTINGS_FILE} there; expected the --out folder of a search"
         )
     try:
         doc = json.loads(path.read_text())
         settings = Settings(**doc)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ConfigError(f"{path}: unreadable search settings ({exc})") from None
-    settings.out = str(folder.resolve())
+    settings.out = store.location
     return settings
 
 
