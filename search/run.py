@@ -95,7 +95,12 @@ def parser() -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data and configuration")
-    data.add_argument("--dataset", choices=DATASETS, help="dataset to search on (required)")
+    data.add_argument(
+        "--dataset",
+        metavar="NAME[,NAME]",
+        help=f"dataset to search on ({', '.join(DATASETS)}); a sensitivity sweep takes "
+        "several, comma-separated (required)",
+    )
     source = data.add_mutually_exclusive_group()
     source.add_argument(
         "--synthetic",
@@ -237,15 +242,65 @@ def parser() -> ArgumentParser:
         help="finish the search in DIR or URI (after Ctrl-C or a killed driver, from any "
         "machine that reaches it) with its saved settings",
     )
+    sens = p.add_argument_group(
+        "sensitivity sweeps and the report",
+        "--sensitivity runs one-at-a-time sweeps instead of a search: every value of each "
+        "named parameter x every seed, all else at the anchor configuration, through the same "
+        "Ray Tune machinery (rerun the same command with the same --out to resume).",
+    )
+    sens.add_argument(
+        "--sensitivity",
+        metavar="P1,P2,...",
+        help="parameters to sweep (keys of the search space), e.g. num_bands,tau_band,tau_mod",
+    )
+    sens.add_argument("--seeds", type=positive_int, metavar="N", help="seeds per point (3)")
+    sens.add_argument(
+        "--around",
+        metavar="default|best|FILE.yaml",
+        help="the anchor: the default configuration (the paper's star), the best_config.yaml "
+        "of a finished search in --out, or a config file (default: default)",
+    )
+    sens.add_argument(
+        "--points",
+        type=positive_int,
+        metavar="N",
+        help="points of a float parameter's sweep (log-spaced on log scales; default 5); "
+        "integers and categories take every value",
+    )
+    sens.add_argument(
+        "--with-test", action="store_true", default=None, help="also score each point on test"
+    )
+    sens.add_argument(
+        "--metric",
+        metavar="M",
+        help="plotted metric (default Mult_acc_7 for MOSI/MOSEI, Mult_acc_5 for SIMS, acc MIntRec)",
+    )
+    sens.add_argument(
+        "--importance",
+        choices=("pedanova", "fanova"),
+        help="parameter importance in the report (default pedanova: Optuna's PED-ANOVA)",
+    )
+    sens.add_argument(
+        "--diagnostics",
+        action="store_true",
+        default=None,
+        help="after a search: router diagnostics of the best config (modality weights with "
+        "and without MCM, band weights, c/w agreement, t-SNE of the four ablations)",
+    )
+    sens.add_argument(
+        "--diagnostics-epochs",
+        type=positive_int,
+        metavar="N",
+        help="epochs for each diagnostics variant (default: the best config's)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from search import driver, settings
+    from search import workflow
 
-    resolved = settings.from_args(args)
-    return driver.run(resolved, resume=bool(args.resume))
+    return workflow.run(args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ def test_smoke_search_finishes_with_every_output(smoke_run):
     assert smoke_run.code == 0, smoke_run.log[-3000:]
     for name in ("best_config.yaml", "trials.csv", "study.db", "summary.json", "search.json"):
         assert (smoke_run.out / name).is_file(), name
+    for name in ("report.html", "report.md", "importance.json"):  # the report follows a search
+        assert (smoke_run.out / name).is_file(), name
     assert list((smoke_run.out / "tune").glob("*/events.out.tfevents.*")), "no TensorBoard events"
     log = smoke_run.log
     assert "Ray dashboard   http://127.0.0.1:" in log and "auth_token" in log

@@ -1,0 +1,110 @@
+"""What one `search/run.py` command runs: a search or a sensitivity sweep, then the report.
+
+A search ends with router diagnostics (with `--diagnostics`) and `report.html`/`report.md` in
+its output folder; a sweep (`--sensitivity`) ends with its curves and the same report. The
+report is rebuilt from whatever exists, so an interrupted run still gets one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from atsuko.config import DATASETS
+from atsuko.errors import AtsukoError, ConfigError
+
+SWEEP_ONLY = ("seeds", "around", "points", "with_test", "metric")
+
+
+def datasets(text: str | None) -> list[str]:
+    """`--dataset mosi,mosei` -> ['mosi', 'mosei'], each checked."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    for name in names:
+        if name not in DATASETS:
+            raise ConfigError(
+                f"--dataset: unknown dataset '{name}'; expected one of {', '.join(DATASETS)}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--dataset {text}: a dataset is named twice")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a parsed command line; returns the exit status."""
+    names = datasets(args.dataset)
+    if args.sensitivity:
+        return sweep(args, names)
+    given = [
+        f"--{k.replace('_', '-')}" for k in SWEEP_ONLY if getattr(args, k) not in (None, False)
+    ]
+    if given:
+        raise ConfigError(f"{given[0]} belongs to a sensitivity sweep: add --sensitivity PARAMS")
+    if len(names) > 1:
+        raise ConfigError(
+            f"--dataset {args.dataset}: a search takes one dataset; several datasets are for "
+            "--sensitivity sweeps (the paper's twin-axis figure)"
+        )
+    args.dataset = names[0] if names else None
+    return search(args)
+
+
+def search(args: argparse.Namespace) -> int:
+    from search import driver, settings
+
+    resolved = settings.from_args(args)
+    code = driver.run(resolved, resume=bool(args.resume))
+    if code in (0, 1):
+        if args.diagnostics and code == 0:
+            from search.diagnostics import run_diagnostics
+
+            run_diagnostics(resolved.out_dir, epochs=args.diagnostics_epochs)
+        report(resolved.out_dir, args)
+        driver.upload(resolved.storage)
+    return code
+
+
+def sweep(args: argparse.Namespace, names: list[str]) -> int:
+    from search import settings
+    from search.sensitivity import run_sensitivity
+    from search.storage import Storage
+
+    if args.resume:
+        raise ConfigError(
+            "--resume is for searches; a sweep resumes when the same command runs again "
+            "with the same --out"
+        )
+    if not names:
+        raise ConfigError("--dataset is required (one or more of: " + ", ".join(DATASETS) + ")")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or str(Path("runs") / "sensitivity" / f"{'-'.join(names)}-{stamp}")
+    if Storage(out).remote:
+        raise ConfigError(f"--out {out}: a sensitivity sweep writes to a folder (local or shared)")
+    params = [p.strip() for p in args.sensitivity.split(",") if p.strip()]
+    base = argparse.Namespace(**{**vars(args), "dataset": names[0], "out": out})
+    resolved = settings.from_args(base)
+    run_sensitivity(
+        names,
+        params,
+        seeds=args.seeds or 3,
+        around=args.around or "default",
+        points=args.points or 5,
+        with_test=bool(args.with_test),
+        metric=args.metric,
+        out=out,
+        settings=resolved,
+    )
+    report(Path(out), args)
+    return 0
+
+
+def report(out: Path, args: argparse.Namespace) -> None:
+    """Build the report; a failure here never costs the run's outputs."""
+    from search.report import build_report
+
+    try:
+        html, _ = build_report(out, importance=args.importance, metric=args.metric)
+    except AtsukoError as exc:
+        print(f"warning: no report ({exc}); rebuild it with: python search/report.py {out}")
+        return
+    print(f"Report: {html}  (rebuild: python search/report.py {out})", flush=True)
