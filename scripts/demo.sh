@@ -14,7 +14,8 @@ fi
 
 $PY search/run.py --dataset mosei --synthetic \
   --set scale=0.05 --set hidden=32 --set layers=1 --set batch_size=64 \
-  --num-samples 12 --max-epochs 8 --concurrency 2 --time-budget 420 \
+  --num-samples 12 --max-epochs 8 --concurrency 2 --time-budget 360 \
+  --diagnostics --diagnostics-epochs 4 \
   --out "$OUT"
 
 echo
@@ -41,6 +42,8 @@ cat <<EOF
   study.db          the Optuna study:  optuna-dashboard sqlite:///$OUT/study.db
                     (pip install optuna-dashboard), or optuna.load_study(...)
   summary.json      best trial; validation and test metrics, mean and std over seeds
+  report.html       the report (self-contained): results, history, importance, diagnostics
+                    (rebuild it with: $PY search/report.py $OUT)
   tune/             Ray Tune's trial folders, checkpoints and TensorBoard event files
 
 == watching a search ==
