@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo lint format bench clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(if $(strip $(TORCH)),$(PY) -m pip install -q "$(TORCH)")
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,bert]"
 	touch $(STAMP)
 
 test: $(STAMP)
