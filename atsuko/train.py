@@ -183,7 +183,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split_name: str) -> Evaluation:
         """Metrics and mean router weights on one split (MCM branches do not run here)."""
-        self.model.eval()
+        self.model.train(False)  # evaluation mode
         split = self.splits[split_name]
         preds, ws, alphas = [], [], {}
         for batch in batches(split, max(self.config.train.batch_size, 256), shuffle=False):

@@ -72,7 +72,7 @@ def forward_split(trainer: Any, split_name: str = "test") -> dict[str, Any]:
     from atsuko.data import batches
 
     model = trainer.model
-    model.eval()
+    model.train(False)  # evaluation mode
     split = trainer.splits[split_name]
     parts: dict[str, list] = {"w": [], "z": [], "c": [], "labels": []}
     alphas: dict[str, list] = {}
