@@ -29,6 +29,10 @@ def ray_env() -> None:
     # snapshots follow checkpoints closely on purpose (num_to_keep=2): no warning about it
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table: chosen columns only
+    # the dataset's tensors come back from the object store as read-only views, not copies:
+    # one copy per node instead of one per trial (search.bench, memory 4 vs 1 trials: 1.16x
+    # instead of >= 1.8x); training only reads them (batches are gathered with index_select)
+    os.environ.setdefault("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1")
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
