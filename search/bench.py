@@ -197,17 +197,27 @@ def details(r: dict[str, Any]) -> list[str]:
             f"{r['load_peak_above_start_atsuko_bytes'] / GB:.2f} GB"
         )
     if "search_budget_epochs" in r:
-        trials = r["search_trials"]
-        out += [
-            f"5. budget {r['search_budget_epochs']} epochs ({trials['random']} random trials; "
-            f"TPE+ASHA up to {trials['tpe_asha']} trials); epochs to within 1%: random "
-            f"{r['search_epochs_random']}, TPE+ASHA {r['search_epochs_tpe_asha']} (ratios "
-            f"{_list(r['search_epochs_ratios'])})",
-            f"   reached: random {r['search_reached_random']}, TPE+ASHA "
-            f"{r['search_reached_tpe_asha']}; best score random "
-            f"{_list(r['search_best_random'], 4)}, TPE+ASHA {_list(r['search_best_tpe_asha'], 4)}",
-        ]
+        out += _search_details(r)
     return out
+
+
+def _search_details(r: dict[str, Any]) -> list[str]:
+    trials, e, mean = r["search_trials"], r["search_epochs_per_trial"], r["search_asha_mean_epochs"]
+    return [
+        f"5. budget {r['search_budget_epochs']} epochs ({trials['random']} random trials of {e}; "
+        f"TPE+ASHA up to {trials['tpe_asha']} trials, rungs at epochs "
+        f"{', '.join(map(str, r['search_asha_rungs']))}, {mean:.2f} epochs a trial in the "
+        "steady state)",
+        f"   epochs to within 1%: random {r['search_epochs_random']}, TPE+ASHA "
+        f"{r['search_epochs_tpe_asha']} (ratios {_list(r['search_epochs_ratios'])}); reached: "
+        f"random {r['search_reached_random']}, TPE+ASHA {r['search_reached_tpe_asha']}",
+        f"   best score random {_list(r['search_best_random'], 4)}, TPE+ASHA "
+        f"{_list(r['search_best_tpe_asha'], 4)}; random's winner was trial "
+        f"{r['search_random_winner_position']} (same seed: TPE's first trials are the same), "
+        f"so the ratio is at most about k*{e}/({e}+(k-1)*{mean:.2f}) unless TPE finds better",
+        f"   first rung's rank correlation with the final scores (random arm): "
+        f"{_list(r['search_rung_rank_correlation'])}",
+    ]
 
 
 def _memory_details(r: dict[str, Any]) -> list[str]:

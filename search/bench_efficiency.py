@@ -5,6 +5,12 @@ incumbent toolkit tunes) and TPE with ASHA, both through the driver on the defau
 trials at once. Every epoch either search spent is placed in the order it was reported; the
 figure is how many it took until the best validation score came within 1% of the best score
 either method reached, over the same total epoch budget.
+
+With one seed both searches draw the same first configurations (TPE starts from random
+samples), so the figure turns on where random search's winner comes: if it is the k-th of
+trials of E epochs, TPE+ASHA pays about E + (k - 1) * a for it (a: ASHA's mean epochs per
+trial), a ratio of k * E / (E + (k - 1) * a), never above E / a. The details report k and how
+well ASHA's first rung ranks the trials (`search_rung_rank_correlation`).
 """
 
 from __future__ import annotations
@@ -15,14 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from search.bench_measures import (
+    asha_mean_epochs,
+    asha_rungs,
     best_of,
     epochs_to_within,
     median,
     read_results,
+    rung_rank_correlation,
     trajectory,
     truncate,
+    winner_position,
 )
 from search.bench_runner import Plan, Runner, say, settings_doc
+from search.driver import ASHA_REDUCTION
 
 WITHIN = 0.01  # "within 1% of the best score"
 METHODS = {  # name: (sampler, scheduler)
@@ -43,13 +54,14 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     work = runner.work
     runner.synth("mosi", plan.eff_scale)
     budget = plan.eff_trials * plan.eff_epochs
-    # ASHA stops most trials at its first rungs: about 2 epochs a trial on average here, so
-    # this many trials spend (at least) the same budget; its trajectory is cut at the budget
-    samples = {"random": plan.eff_trials, "tpe_asha": math.ceil(budget / 2)}
+    mean = asha_mean_epochs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
+    # enough TPE+ASHA trials to spend the budget at ASHA's steady-state mean; its trajectory is
+    # cut at the budget (a run that ends short of it and never got there counts the budget)
+    samples = {"random": plan.eff_trials, "tpe_asha": math.ceil(budget / mean)}
     per: dict[str, list[Any]] = {}
     for rep in range(plan.eff_repeats):
         seed = rep
-        paths, mode = {}, "min"
+        paths, mode, results = {}, "min", {}
         order = list(METHODS) if rep % 2 == 0 else list(reversed(METHODS))
         for method in order:
             sampler, scheduler = METHODS[method]
@@ -61,6 +73,7 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
                 scale=plan.eff_scale,
                 num_samples=samples[method],
                 max_epochs=plan.eff_epochs,
+                grace_period=plan.eff_grace,
                 concurrency=2,
                 cpus_per_trial=1.0,
                 sampler=sampler,
@@ -69,14 +82,23 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
             )
             runner.run(tag, {"kind": "search", "settings": doc})
             mode = _mode(work / tag)
-            paths[method] = truncate(trajectory(read_results(work / tag / "tune"), mode), budget)
+            results[method] = read_results(work / tag / "tune")
+            paths[method] = truncate(trajectory(results[method], mode), budget)
         for key, value in compare(paths, mode, budget).items():
             per.setdefault(key, []).append(value)
+        full = results["random"]  # every trial ran past the first rung: the rung's forecast
+        per.setdefault("rung_rank_correlation", []).append(
+            rung_rank_correlation(full, plan.eff_grace, mode)
+        )
+        per.setdefault("random_winner_position", []).append(winner_position(full, mode))
     out: dict[str, Any] = {"search_epochs_ratio": median(per["ratio"])}
     out.update({f"search_{k}": v for k, v in per.items() if k != "ratio"})
     out["search_epochs_ratios"] = per["ratio"]
     out["search_budget_epochs"] = budget
     out["search_trials"] = samples
+    out["search_epochs_per_trial"] = plan.eff_epochs
+    out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
+    out["search_asha_mean_epochs"] = mean
     return out
 
 

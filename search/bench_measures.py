@@ -146,3 +146,70 @@ def best_of(paths: Iterable[list[tuple[int, float]]], mode: str) -> float:
 def truncate(path: list[tuple[int, float]], budget: int) -> list[tuple[int, float]]:
     """The trajectory up to `budget` epochs (what the search had seen when it spent them)."""
     return [p for p in path if p[0] <= budget]
+
+
+def asha_rungs(max_t: int, grace: int, reduction: int) -> list[int]:
+    """The epochs at which ASHA compares trials: grace, grace * r, ... below max_t."""
+    rungs, at = [], grace
+    while at < max_t:
+        rungs.append(at)
+        at *= reduction
+    return rungs
+
+
+def asha_mean_epochs(max_t: int, grace: int, reduction: int) -> float:
+    """Epochs a trial runs on average when each rung keeps 1 / reduction of the trials (the
+    steady state; the first trials at an empty rung all go on)."""
+    mean, start, kept = 0.0, 0, 1.0
+    for rung in [*asha_rungs(max_t, grace, reduction), max_t]:
+        mean += kept * (rung - start)
+        start, kept = rung, kept / reduction
+    return mean
+
+
+def trial_scores(results: list[EpochResult]) -> dict[str, dict[int, float]]:
+    """Per trial: epoch -> validation score."""
+    out: dict[str, dict[int, float]] = {}
+    for r in results:
+        out.setdefault(r.trial, {})[r.epoch] = r.score
+    return out
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    for rank, i in enumerate(order):
+        ranks[i] = float(rank)
+    return ranks
+
+
+def rung_rank_correlation(results: list[EpochResult], rung: int, mode: str) -> float:
+    """Spearman correlation, over trials that ran past `rung`, between the score at `rung` and
+    the trial's best score: how well ASHA's first cut predicts the final ranking (NaN: < 3)."""
+    better = min if mode == "min" else max
+    pairs = [
+        (scores[rung], better(scores.values()))
+        for scores in trial_scores(results).values()
+        if rung in scores and max(scores) > rung and all(map(math.isfinite, scores.values()))
+    ]
+    if len(pairs) < 3:
+        return math.nan
+    a, b = _ranks([p[0] for p in pairs]), _ranks([p[1] for p in pairs])
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return math.nan
+    return statistics.correlation(a, b)
+
+
+def winner_position(results: list[EpochResult], mode: str) -> int | None:
+    """1-based position, in the order the trials started, of the trial with the best score."""
+    better = min if mode == "min" else max
+    first: dict[str, float] = {}
+    best: dict[str, float] = {}
+    for r in results:
+        first[r.trial] = min(first.get(r.trial, math.inf), r.wall_time)
+        if math.isfinite(r.score):
+            best[r.trial] = better(best.get(r.trial, r.score), r.score)
+    if not best:
+        return None
+    top = better(best, key=best.__getitem__)
+    return sorted(first, key=first.__getitem__).index(top) + 1

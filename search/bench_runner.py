@@ -48,6 +48,7 @@ class Plan:
     eff_repeats: int  # search efficiency: seeds 0..eff_repeats-1
     eff_trials: int  # random search: trials of the full budget each
     eff_epochs: int  # the full budget of one trial
+    eff_grace: int  # ASHA's first rung (epochs): after the planted task's learning onset
     eff_scale: float  # synthetic MOSI scale of the efficiency runs
 
 
@@ -62,20 +63,22 @@ QUICK = Plan(
     eff_repeats=1,
     eff_trials=5,
     eff_epochs=6,
+    eff_grace=1,
     eff_scale=0.25,
 )
 FULL = Plan(
     repeats=3,
-    trials=4,
-    epochs=10,
+    trials=8,  # the search's fixed cost (starting Ray, about 10 s here) over 8 trials
+    epochs=13,  # about 20 s a trial on 2 cores
     scale=0.5,
     load_repeats=5,
     memory_budget_s=45,
     memory_zero_copy=True,
     eff_repeats=3,
     eff_trials=8,
-    eff_epochs=8,
-    eff_scale=0.25,
+    eff_epochs=16,
+    eff_grace=2,  # 40 optimiser steps: the best trials have started to learn
+    eff_scale=0.5,
 )
 
 

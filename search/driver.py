@@ -22,12 +22,14 @@ from atsuko.errors import ConfigError, DataError
 from search import export, ray_session
 from search.records import METRIC, TrialRecord, build, write_csv
 from search.settings import Settings, base_config, load_base, save
+from search.shared_data import SharedData
 from search.space import Space, load_space
 from search.storage import Storage
 from search.study_mirror import StudyMirror, study_name
 
 TUNE_DIR = "tune"
 SPACE_COPY = "space.yaml"
+ASHA_REDUCTION = 4  # each ASHA rung keeps the best quarter of the trials that reach it
 
 
 def _say(text: str) -> None:
@@ -172,7 +174,10 @@ def build_tuner(
     if settings.scheduler == "asha":
         grace = settings.grace_period or max(1, max_epochs // 8)
         scheduler = ASHAScheduler(
-            time_attr="epoch", max_t=max_epochs, grace_period=min(grace, max_epochs)
+            time_attr="epoch",
+            max_t=max_epochs,
+            grace_period=min(grace, max_epochs),
+            reduction_factor=ASHA_REDUCTION,
         )
     else:
         scheduler = FIFOScheduler()
@@ -189,6 +194,7 @@ def build_tuner(
             time_budget_s=settings.time_budget,
             trial_name_creator=namer,
             trial_dirname_creator=namer,
+            reuse_actors=True,  # one worker runs trial after trial (no process start each)
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
@@ -287,6 +293,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     from ray import tune
 
     from search.callbacks import SearchOutputs
+    from search.shared_data import share
     from search.trainable import make_trainable
 
     settings, out, space, store = job.settings, job.out, job.space, job.storage
@@ -310,8 +317,9 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     if space.pinned:
         _say(f"pinned by --set (not searched): {', '.join(space.pinned)}")
     _say(describe(session, store))
+    data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
     trainable = make_trainable(
-        job.dataset, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
+        data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
     if job.resume:
         tuner = tune.Tuner.restore(
@@ -351,10 +359,10 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
             f"{store.location}.\nResume with: python search/run.py --resume {store.location}"
         )
         return 130
-    return _finish(job, records, "time budget" if budget_hit else "complete")
+    return _finish(job, data, records, "time budget" if budget_hit else "complete")
 
 
-def _finish(job: Job, records: list[TrialRecord], ended: str) -> int:
+def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:
     """Best config, seed re-runs, summary.json, and the closing report."""
     settings, out = job.settings, job.out
     best = export.best_record(records, job.mode)
@@ -367,7 +375,7 @@ def _finish(job: Job, records: list[TrialRecord], ended: str) -> int:
             _say(f"Re-training the best configuration with seeds {settings.seeds} ...")
         runs = export.final_runs(
             best_config,
-            job.dataset,
+            data,
             settings.seeds,
             settings.cpus_per_trial,
             settings.gpus_per_trial,

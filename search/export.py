@@ -20,6 +20,7 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from search.records import TrialRecord, counts
+from search.shared_data import SharedData
 from search.space import Space
 
 
@@ -68,17 +69,17 @@ def _final_run(config: dict[str, Any], seed: int, dataset: Any, threads: int) ->
 
 
 def final_runs(
-    best: Config, dataset: Any, seeds: list[int], cpus: float, gpus: float
+    best: Config, data: SharedData, seeds: list[int], cpus: float, gpus: float
 ) -> list[dict[str, Any]]:
-    """Re-train `best` once per seed on the cluster (as many at once as resources allow)."""
+    """Re-train `best` once per seed on the cluster (as many at once as resources allow), on
+    the trials' copy of the dataset."""
     import ray
 
     if not seeds:
         return []
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(_final_run)
-    data_ref = ray.put(dataset)
     threads = max(1, int(cpus))
-    refs = [task.remote(best.to_dict(), seed, data_ref, threads) for seed in seeds]
+    refs = [task.remote(best.to_dict(), seed, data.ref, threads) for seed in seeds]
     return ray.get(refs)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,22 @@ def ray_env() -> None:
     # one copy per node instead of one per trial (search.bench, memory 4 vs 1 trials: 1.16x
     # instead of >= 1.8x); training only reads them (batches are gathered with index_select)
     os.environ.setdefault("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1")
+    # ... so torch's "NumPy array is not writable" warning, once per worker, is expected: quiet
+    # it in the workers a local Ray starts (they inherit this environment)
+    quiet = "ignore:The given NumPy array is not writable:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, quiet]))
+
+
+def quiet_zero_copy_warning() -> None:
+    """The driver's "zero-copy only works safely for read-only tensors" warning, expected: the
+    dataset is only read (after Ray registers its own filter for it, which this one overrides)."""
+    try:
+        from ray._private.tensor_serialization_utils import ZeroCopyTensorsWarning
+    except ImportError:  # another Ray version: its warning, if any, stays
+        return
+    warnings.filterwarnings("ignore", category=ZeroCopyTensorsWarning)
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -106,6 +123,7 @@ def start(
         os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
+    quiet_zero_copy_warning()
     if address:
         try:
             ctx = ray.init(address=address, logging_level="WARNING", log_to_driver=True)

@@ -38,6 +38,7 @@ from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
 from search.settings import FINAL_SEED0, Settings, base_config
+from search.shared_data import SharedData, share
 from search.space import DEFAULT_SPACE, Param, Space, load_space
 
 SENS_DIR = "sensitivity"
@@ -422,7 +423,7 @@ def read_plan(out: str | Path) -> dict[str, Any] | None:
 def sweep_trial(
     config: dict[str, Any],
     *,
-    datasets: dict[str, Any],
+    datasets: dict[str, SharedData],
     bases: dict[str, dict[str, Any]],
     overrides: dict[str, tuple[str, dict[str, Any]]],
     cpus: float,
@@ -431,14 +432,16 @@ def sweep_trial(
     from search.trainable import train_trial
 
     name, changes = overrides[config["point"]]
-    train_trial(dict(changes), dataset=datasets[name], base=bases[name], cpus=cpus)
+    train_trial(dict(changes), data=datasets[name], base=bases[name], cpus=cpus)
 
 
-def _trial_repr(self: Any) -> str:
-    return f"atsuko_sensitivity_{self.trial_id}"
+def _actor_repr(self: Any) -> str:
+    return "atsuko_sensitivity"
 
 
-def make_sweep_trainable(datasets: dict[str, Any], plan: Plan, cpus: float, gpus: float) -> type:
+def make_sweep_trainable(
+    datasets: dict[str, SharedData], plan: Plan, cpus: float, gpus: float
+) -> type:
     """As `search.trainable.make_trainable`, for several datasets and labelled grid points."""
     from ray import tune
     from ray.tune.trainable import wrap_function
@@ -451,7 +454,7 @@ def make_sweep_trainable(datasets: dict[str, Any], plan: Plan, cpus: float, gpus
         cpus=cpus,
     )
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
-    return type("AtsukoSweepTrial", (wrap_function(fn),), {"__repr__": _trial_repr})
+    return type("AtsukoSweepTrial", (wrap_function(fn),), {"__repr__": _actor_repr})
 
 
 def sweep_trial_name(trial: Any) -> str:
@@ -481,6 +484,7 @@ def _tuner(
             max_concurrent_trials=concurrency,
             trial_name_creator=sweep_trial_name,
             trial_dirname_creator=sweep_trial_name,
+            reuse_actors=True,  # one worker runs trial after trial (no process start each)
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -544,7 +548,7 @@ def _score_test(checkpoint: str, config: dict[str, Any], dataset: Any, threads: 
 def _test_scores(
     ledger: dict[str, dict[str, Any]],
     plan: Plan,
-    datasets: dict[str, Any],
+    datasets: dict[str, SharedData],
     folder: Path,
     settings: Settings,
 ) -> dict[str, dict[str, float]]:
@@ -567,13 +571,14 @@ def _test_scores(
         task = ray.remote(num_cpus=settings.cpus_per_trial, num_gpus=settings.gpus_per_trial)(
             _score_test
         )
-        refs = {ds: ray.put(d) for ds, d in datasets.items()}
         threads = max(1, int(settings.cpus_per_trial))
         calls = {}
         for label in todo:
             ds, overrides = plan.trials[label]
             config = plan.anchors[ds].replace(**overrides).to_dict()
-            calls[label] = task.remote(ledger[label]["checkpoint"], config, refs[ds], threads)
+            calls[label] = task.remote(
+                ledger[label]["checkpoint"], config, datasets[ds].ref, threads
+            )
         for label, ref in calls.items():
             cache[label] = ray.get(ref)
         path.write_text(json.dumps(cache, indent=2))
@@ -796,8 +801,9 @@ def run_sensitivity(
             print(f"note: {note}", flush=True)
         if session is not None:
             print(_monitoring(session, folder), flush=True)
+        shared = {ds: share(d) for ds, d in loaded.items()}  # one copy each, trials and tests
         trainable = make_sweep_trainable(
-            loaded, plan, settings.cpus_per_trial, settings.gpus_per_trial
+            shared, plan, settings.cpus_per_trial, settings.gpus_per_trial
         )
         from search import sweep_budget
 
@@ -819,7 +825,7 @@ def run_sensitivity(
             outcomes = {k: v for k, v in ledger["outcomes"].items() if k in plan.trials}
             tests = {}
             if with_test and ran:
-                tests = _test_scores(ledger["outcomes"], plan, loaded, folder, settings)
+                tests = _test_scores(ledger["outcomes"], plan, shared, folder, settings)
             elif with_test and (folder / TEST_FILE).is_file():
                 tests = json.loads((folder / TEST_FILE).read_text())
             path = write_curves(curve_rows(plan, outcomes, tests), folder / CURVES_FILE)

@@ -4,13 +4,16 @@ Each epoch reports the validation metrics, the training loss terms and the route
 with a checkpoint (`Trainer.state_dict()`: model, optimiser, epoch, best state, RNG) so ASHA and
 failure retries resume from the last epoch. A NaN or infinite loss raises
 `atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason.
-The dataset arrives once per node through the object store (`tune.with_parameters`).
+The dataset arrives once per node through the object store (`search.shared_data`).
+Tune reuses a trial's actor (its worker process) for the next trial, so each trial labels the
+worker's log lines with its own id when it starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +28,7 @@ from search import trial_metrics
 from search.records import METRIC
 
 if TYPE_CHECKING:
-    from atsuko.data import Dataset
+    from search.shared_data import SharedData
 
 STATE_FILE = "trainer.pt"
 PROGRESS_FILE = "progress.json"
@@ -40,8 +43,17 @@ def _restore(checkpoint: tune.Checkpoint | None) -> tuple[dict | None, dict[str,
     return state, progress
 
 
+def label_logs(label: str) -> None:
+    """Prefix this worker's log lines in the driver's console with `label` from now on (Ray's
+    log monitor reads this marker line; an actor's own name is fixed when it is created)."""
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{LOG_PREFIX_ACTOR_NAME}{label}", file=stream, flush=True)
+
+
 def train_trial(
-    config: dict[str, Any], *, dataset: Dataset, base: dict[str, Any], cpus: float
+    config: dict[str, Any], *, data: SharedData, base: dict[str, Any], cpus: float
 ) -> None:
     """The Tune trainable: `config` holds the sampled parameters, `base` everything else."""
     from atsuko.config import from_dict
@@ -52,6 +64,7 @@ def train_trial(
     run_config = from_dict(base).replace(**config)
     name = run_config.data.dataset
     trial_id = tune.get_context().get_trial_id()
+    label_logs(f"atsuko_{name}_{trial_id}")
     node_id = ray.get_runtime_context().get_node_id()
     state, progress = _restore(tune.get_checkpoint())
     progress.setdefault("started_at", time.time())
@@ -84,27 +97,28 @@ def train_trial(
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         reported = True
 
-    fit(run_config, dataset, state=state, on_epoch=on_epoch, score_test=False, log=None)
+    fit(run_config, data.get(), state=state, on_epoch=on_epoch, score_test=False, log=None)
     if not reported and "last" in progress:
         # restored from a checkpoint with nothing left to train: repeat the last result so
         # that this attempt ends with the trial's real scores
         tune.report({**progress["last"], "wall_time": time.time()})
 
 
-def _trial_repr(self: Any) -> str:
-    return f"atsuko_{self.dataset_name}_{self.trial_id}"
+def _actor_repr(self: Any) -> str:
+    return f"atsuko_{self.dataset_name}"
 
 
-def make_trainable(dataset: Dataset, base: dict[str, Any], cpus: float, gpus: float) -> type:
+def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: float) -> type:
     """The trainable class for `Tuner`: data in the object store, resources, readable actors.
 
-    Its actors show in the Ray dashboard as `atsuko_<dataset>_<trial id>` (the actor's repr).
+    Its actors show in the Ray dashboard as `atsuko_<dataset>` (the actor's repr; an actor
+    runs one trial after another), their log lines as `atsuko_<dataset>_<trial id>`.
     """
-    fn = tune.with_parameters(train_trial, dataset=dataset, base=base, cpus=cpus)
+    fn = tune.with_parameters(train_trial, data=data, base=base, cpus=cpus)
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
     wrapped = wrap_function(fn)
     return type(
         "AtsukoTrial",
         (wrapped,),
-        {"dataset_name": base["data"]["dataset"], "__repr__": _trial_repr},
+        {"dataset_name": base["data"]["dataset"], "__repr__": _actor_repr},
     )

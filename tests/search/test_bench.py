@@ -15,13 +15,17 @@ import pytest
 from search import bench
 from search.bench_efficiency import compare
 from search.bench_measures import (
+    asha_mean_epochs,
+    asha_rungs,
     best_of,
     epochs_to_within,
     read_results,
+    rung_rank_correlation,
     target_score,
     trajectory,
     trial_window,
     truncate,
+    winner_position,
 )
 from search.bench_memory import TreeSampler
 from search.bench_runner import QUICK, Runner
@@ -75,6 +79,33 @@ def test_trajectory_and_epochs_to_within():
     assert up[-1] == (5, 3.0) and epochs_to_within(up, 3.0, "max", 0.01) == 1
     assert target_score(80.0, "max", 0.01) == pytest.approx(79.2)
     assert target_score(-2.0, "min", 0.01) == pytest.approx(-1.98)
+
+
+def test_asha_rungs_and_mean_epochs():
+    assert asha_rungs(16, 2, 4) == [2, 8] and asha_rungs(8, 1, 4) == [1, 4]
+    # 16 epochs, cuts at 2 and 8 keeping a quarter each: 2 + 6 / 4 + 8 / 16
+    assert asha_mean_epochs(16, 2, 4) == pytest.approx(4.0)
+    assert asha_mean_epochs(4, 4, 4) == 4  # no rung below the budget: every trial runs it all
+
+
+def test_rung_rank_correlation_and_winner_position():
+    from search.bench_measures import EpochResult
+
+    def trial(name, start, scores):
+        return [EpochResult(name, e, v, start + e) for e, v in enumerate(scores, 1)]
+
+    # the first rung (epoch 2) ranks the trials as their best scores do
+    ordered = trial("a", 0, [1.0, 0.9, 0.5]) + trial("b", 10, [1.0, 1.0, 0.8])
+    ordered += trial("c", 20, [1.1, 1.1, 1.0]) + trial("d", 30, [1.2, 1.2, 1.2])
+    assert rung_rank_correlation(ordered, 2, "min") == pytest.approx(1.0)
+    assert winner_position(ordered, "min") == 1
+    # a late bloomer: worst at the rung, best at the end
+    late = trial("a", 0, [1.3, 1.3, 0.2]) + trial("b", 10, [1.0, 0.9, 0.8])
+    late += trial("c", 20, [1.1, 1.0, 0.9]) + trial("d", 30, [1.2, 1.1, 1.0])
+    assert rung_rank_correlation(late, 2, "min") == pytest.approx(-0.2)
+    assert winner_position(late, "max") == 1 and winner_position(ordered, "max") == 4
+    # trials stopped at the rung say nothing about their final rank
+    assert math.isnan(rung_rank_correlation(trial("a", 0, [1.0, 0.9]) * 3, 2, "min"))
 
 
 def test_read_results_dedupes_and_skips_broken_lines(tmp_path):

@@ -15,7 +15,7 @@ from search.records import METRIC, STOPPED_EARLY, build, short_error, write_csv
 from search.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
 from search.space import load_space
 from search.study_mirror import StudyMirror
-from search.trainable import _trial_repr, make_trainable
+from search.trainable import label_logs, make_trainable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -132,14 +132,18 @@ def test_scheduler_stops_are_pruned_not_complete(space):
     assert bad.state.name == "FAIL"
 
 
-def test_trial_actors_are_named_by_dataset_and_trial(space):
-    cls = make_trainable(dataset=None, base={"data": {"dataset": "mosei"}}, cpus=1, gpus=0.5)
+def test_trial_actors_are_named_by_dataset_and_trial(space, capsys):
+    cls = make_trainable(data=None, base={"data": {"dataset": "mosei"}}, cpus=1, gpus=0.5)
     assert cls.dataset_name == "mosei"
-    assert _trial_repr(SimpleNamespace(dataset_name="mosei", trial_id="ab12_00003")) == (
-        "atsuko_mosei_ab12_00003"
-    )
+    assert cls.__repr__(SimpleNamespace(dataset_name="mosei")) == "atsuko_mosei"
     request = cls.default_resource_request({})
     assert request.required_resources == {"CPU": 1, "GPU": 0.5}
+    # a reused actor relabels its log lines for each trial: Ray's log monitor reads this line
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+    label_logs("atsuko_mosei_ab12_00003")
+    out, err = capsys.readouterr()
+    assert out == err == f"{LOG_PREFIX_ACTOR_NAME}atsuko_mosei_ab12_00003\n"
 
 
 def test_exposing_the_dashboard_warns_what_it_allows():
