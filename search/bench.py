@@ -21,6 +21,9 @@ calls), and the ratios are taken within one run of this command, median of its r
 5. search_epochs_ratio: on the planted synthetic task, epochs spent until the best validation
    score comes within 1% of the best score either method reached, random search with the full
    budget per trial over TPE with ASHA; same total epoch budget, same seeds. Target >= 3.
+
+Where torch sees a CUDA device, also: trials per hour on one GPU with 1, 2, 4 and 8 trials
+packed on it (fractional GPUs), with the GPU's utilisation (`search.bench_gpu`).
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from typing import Any
 
 from atsuko.cli import ArgumentParser, run_cli
 from search.bench_efficiency import efficiency_section
+from search.bench_gpu import gpu_section
 from search.bench_loading import loading_section
 from search.bench_measures import median
 from search.bench_overhead import overhead_section
 from search.bench_runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
 from search.bench_sharing import memory_section
 
-SECTIONS = ("overhead", "memory", "loading", "efficiency")
+SECTIONS = ("overhead", "memory", "loading", "efficiency", "gpu")
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,14 @@ RUNNERS = {
     "loading": loading_section,
     "memory": memory_section,
     "efficiency": efficiency_section,
+    "gpu": gpu_section,  # only where torch sees a CUDA device
 }
 SECTION_KEYS = {
     "overhead": ("overhead_ratio", "concurrency_speedup"),
     "memory": ("memory_ratio_4_vs_1",),
     "loading": ("load_time_ratio", "load_extra_peak_bytes"),
     "efficiency": ("search_epochs_ratio",),
+    "gpu": ("gpu_trials_per_hour",),
 }
 
 
@@ -198,7 +204,31 @@ def details(r: dict[str, Any]) -> list[str]:
         )
     if "search_budget_epochs" in r:
         out += _search_details(r)
+    if r.get("gpu_trials_per_hour"):
+        out += _gpu_details(r)
+    elif "gpu_trials_per_hour" in r:
+        out.append("GPU packing: not measured (no CUDA device on this machine)")
     return out
+
+
+def _gpu_details(r: dict[str, Any]) -> list[str]:
+    per_hour, util, mem = (
+        r[k] for k in ("gpu_trials_per_hour", "gpu_utilisation_mean", "gpu_memory_max_mib")
+    )
+    lines = [
+        f"GPU packing on one {r['gpu_device']} (MOSI aligned, full size, "
+        f"{r['gpu_epochs_per_trial']} epochs a trial):"
+    ]
+    for n in per_hour:
+        lines.append(
+            f"   {n} at once: {_num(per_hour[n])} trials/hour, utilisation {_num(util[n])}%, "
+            f"memory peak {_num(mem[n])} MiB"
+        )
+    lines.append(
+        f"   best packing {r['gpu_best_packing']}: {_num(r['gpu_packing_speedup'])}x the trials "
+        "per hour of one trial alone"
+    )
+    return lines
 
 
 def _search_details(r: dict[str, Any]) -> list[str]:

@@ -50,6 +50,7 @@ class Plan:
     eff_epochs: int  # the full budget of one trial
     eff_grace: int  # ASHA's first rung (epochs): after the planted task's learning onset
     eff_scale: float  # synthetic MOSI scale of the efficiency runs
+    gpu_epochs: int  # epochs per trial of the GPU packing runs (full-size MOSI)
 
 
 QUICK = Plan(
@@ -65,6 +66,7 @@ QUICK = Plan(
     eff_epochs=6,
     eff_grace=1,
     eff_scale=0.25,
+    gpu_epochs=2,
 )
 FULL = Plan(
     repeats=3,
@@ -79,6 +81,7 @@ FULL = Plan(
     eff_epochs=16,
     eff_grace=2,  # 40 optimiser steps: the best trials have started to learn
     eff_scale=0.5,
+    gpu_epochs=5,
 )
 
 

@@ -17,6 +17,7 @@ from ray.tune import Callback
 
 from search import trial_metrics
 from search.records import STOPPED_EARLY, TrialRecord, build, counts, write_csv
+from search.storage import Storage
 from search.study_mirror import StudyMirror
 
 log = logging.getLogger(__name__)
@@ -41,21 +42,32 @@ def trial_record(trial: Any, finishing: bool = False) -> TrialRecord:
 
 
 class SearchOutputs(Callback):
-    """Marks scheduler stops; keeps `trials.csv` and `study.db` current."""
+    """Marks scheduler stops; keeps `trials.csv` and `study.db` current.
+
+    It is pickled with the Tuner: restored by `--resume`, it writes to that run's folder (the
+    `--out` location re-opened where it is unpickled; a URI's working folder may differ)."""
 
     def __init__(
         self,
-        out: str | Path,
+        storage: Storage,
         dataset: str,
         param_names: tuple[str, ...],
         max_epochs: int,
         mirror: StudyMirror,
     ):
-        self.out = Path(out)
+        self.storage = storage
         self.dataset = dataset
         self.param_names = param_names
         self.max_epochs = max_epochs
         self.mirror = mirror
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.mirror.path = self.out / self.mirror.path.name
+
+    @property
+    def out(self) -> Path:
+        return self.storage.local_dir
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         # `done` on a fresh result means the scheduler stopped the trial on it (a trial that

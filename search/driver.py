@@ -326,7 +326,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
             store.join(TUNE_DIR), trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
-        callbacks = [SearchOutputs(out, job.name, space.names, max_epochs, mirror)]
+        callbacks = [SearchOutputs(store, job.name, space.names, max_epochs, mirror)]
         if store.remote:  # after SearchOutputs: copies what it has just rewritten
             from search.storage_sync import StorageSync
 

@@ -725,16 +725,13 @@ def run_sensitivity(
     datasets: list[str],
     params: list[str],
     *,
-    seeds: int = 3,
-    around: str = "default",
-    points: int = 5,
-    with_test: bool = False,
-    metric: str | None = None,
     out: str | Path,
     settings: Settings | None = None,
+    **request: Any,
 ) -> Path:
     """Run (or resume) a sweep; returns the path of `curves.csv`.
 
+    `request` holds `plan_sweep`'s keywords (seeds, around, points, with_test, metric).
     `settings` carries the search's data, budget, resource and cluster flags (`synthetic`,
     `data`, `scale`, `config`, `sets`, `space`, `max_epochs`, `cpus_per_trial`,
     `gpus_per_trial`, `concurrency`, `max_failures`, `time_budget`, `address`, dashboard and
@@ -748,17 +745,7 @@ def run_sensitivity(
 
     settings = settings or Settings()
     out = Path(out).resolve()
-    plan = plan_sweep(
-        datasets,
-        params,
-        seeds=seeds,
-        around=around,
-        points=points,
-        with_test=with_test,
-        metric=metric,
-        out=out,
-        settings=settings,
-    )
+    plan = plan_sweep(datasets, params, out=out, settings=settings, **request)
     folder = out / SENS_DIR
     doc = plan.to_json()
     saved = _check_resume(folder, doc)
@@ -824,9 +811,9 @@ def run_sensitivity(
             # also on Ctrl-C: what finished is written (test scores: those already made)
             outcomes = {k: v for k, v in ledger["outcomes"].items() if k in plan.trials}
             tests = {}
-            if with_test and ran:
+            if plan.with_test and ran:
                 tests = _test_scores(ledger["outcomes"], plan, shared, folder, settings)
-            elif with_test and (folder / TEST_FILE).is_file():
+            elif plan.with_test and (folder / TEST_FILE).is_file():
                 tests = json.loads((folder / TEST_FILE).read_text())
             path = write_curves(curve_rows(plan, outcomes, tests), folder / CURVES_FILE)
             doc["wall_seconds"] = float(doc["wall_seconds"]) + time.time() - start

@@ -37,8 +37,10 @@ DEFAULTS = {
     "final_seeds": 5,
     "scale": None,  # synthetic data at the configuration's data.scale
 }
-# flags that --resume allows beside it (where and how to run, not what to search)
+# flags that --resume allows beside it (where and how to run, not what to search) ...
 RESUME_FLAGS = ("address", "dashboard_host", "dashboard_port", "metrics_port")
+# ... and what to add to the outputs once the search ends (read by search.workflow)
+AFTER_SEARCH_FLAGS = ("diagnostics", "diagnostics_epochs", "importance")
 
 
 @dataclass
@@ -106,13 +108,13 @@ def from_args(ns: Any) -> Settings:
 
 
 def _for_resume(ns: Any, given: dict[str, Any]) -> Settings:
-    extra = sorted(k for k in given if k not in RESUME_FLAGS + ("resume",))
+    allowed = RESUME_FLAGS + AFTER_SEARCH_FLAGS
+    extra = sorted(k for k in given if k not in (*allowed, "resume"))
     if extra:
-        flag = "--" + extra[0].replace("_", "-")
+        flags = ", ".join("--" + k.replace("_", "-") for k in allowed)
         raise ConfigError(
-            f"--resume continues a search with the settings saved in it; drop {flag} "
-            "(allowed beside --resume: --address, --dashboard-host, --dashboard-port, "
-            "--metrics-port)"
+            f"--resume continues a search with the settings saved in it; drop "
+            f"--{extra[0].replace('_', '-')} (allowed beside --resume: {flags})"
         )
     settings = load(ns.resume)
     for key in RESUME_FLAGS:

@@ -275,3 +275,37 @@ def test_memory_scale_falls_back_when_memory_is_short():
     assert _pick_scale(4 * gb, 12 * gb) == 0.5
     with pytest.raises(bench.BenchError, match="too little free memory"):
         _pick_scale(4 * gb, 2 * gb)
+
+
+def test_gpu_packing_helpers():
+    from search.bench_gpu import packing_settings, parse_smi
+
+    assert parse_smi("87, 30512, 143771\n12, 5, 143771\n") == (87.0, 30512.0, 143771.0)
+    assert parse_smi("[N/A], 1, 2") is None and parse_smi("") is None
+    assert packing_settings(4, 16) == {
+        "concurrency": 4,
+        "gpus_per_trial": 0.25,
+        "cpus_per_trial": 4,
+    }
+    assert packing_settings(8, 2)["cpus_per_trial"] == 0.25  # fewer CPUs than trials: shares
+
+
+def test_gpu_section_is_not_measured_without_cuda(monkeypatch, tmp_path, capsys):
+    import search.bench_gpu as bench_gpu
+
+    monkeypatch.setattr(bench_gpu, "cuda_device", lambda: None)
+    out = bench_gpu.gpu_section(QUICK, Runner(tmp_path))
+    assert out == {"gpu_trials_per_hour": None, "gpu_device": None}
+    assert "not measured (no CUDA" in bench.report({**out, "holds": {}}, "quick")
+    measured = {
+        "gpu_device": "H200",
+        "gpu_epochs_per_trial": 5,
+        "gpu_trials_per_hour": {"1": 100.0, "2": 180.0},
+        "gpu_utilisation_mean": {"1": 40.0, "2": 75.0},
+        "gpu_memory_max_mib": {"1": 900.0, "2": 1700.0},
+        "gpu_best_packing": "2",
+        "gpu_packing_speedup": 1.8,
+        "holds": {},
+    }
+    text = bench.report(measured, "full")
+    assert "2 at once: 180.0 trials/hour, utilisation 75.0%" in text and "1.8x" in text

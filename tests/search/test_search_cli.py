@@ -110,6 +110,9 @@ def test_resume_reads_the_saved_settings(tmp_path):
     settings_mod.save(s, settings_mod.base_config(s)[0])
     back = settings_mod.from_args(cli.parser().parse_args(["--resume", str(tmp_path / "o")]))
     assert back.num_samples == 7 and back.space == str(TINY_SPACE)
+    # what to add once the search ends may come with --resume (it is not a search setting)
+    after = ["--resume", str(tmp_path / "o"), "--diagnostics", "--importance", "fanova"]
+    assert settings_mod.from_args(cli.parser().parse_args(after)).num_samples == 7
     assert json.loads((tmp_path / "o" / "search.json").read_text())["num_samples"] == 7
 
 

@@ -176,6 +176,7 @@ def test_resume_of_a_uri_after_the_driver_is_killed(shared_ray, tmp_path):
     assert json.loads((bucket / "search.json").read_text())["out"] == uri
 
     other = {CACHE_ENV: str(tmp_path / "c2")}  # resumed from another working folder
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "c1").rglob("*") if p.is_file()}
     done = run("--resume", uri, *address, extra_env=other)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Resuming mosei" in done.stdout
@@ -184,3 +185,6 @@ def test_resume_of_a_uri_after_the_driver_is_killed(shared_ray, tmp_path):
     assert all(r["state"] == "COMPLETE" and r["epochs"] == "3" for r in table)
     assert _study_states(bucket / "study.db") == {r["trial_id"]: "COMPLETE" for r in table}
     assert (bucket / "summary.json").is_file() and (bucket / "best_config.yaml").is_file()
+    # the restored callbacks wrote to this run's working folder, not the first run's
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "c1").rglob("*") if p.is_file()} == first
+    assert "could not update" not in done.stdout + done.stderr
