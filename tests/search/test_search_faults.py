@@ -114,11 +114,15 @@ def test_resume_after_the_driver_is_killed(shared_ray, tmp_path):
     assert len(ids) == 4 and len(set(ids)) == 4, ids  # exactly the requested trials
     assert before <= set(ids)
     assert all(r["state"] == "COMPLETE" and r["epochs"] == "3" for r in table)
-    for trial_id in ids:  # a trial created just before the kill but never saved is dropped
+    for trial_id in ids:
         trial_dir = out / "tune" / f"mosei_{trial_id}"
         epochs = _epochs(trial_dir)
-        assert epochs.count(1) == 1, f"{trial_dir.name} restarted from scratch: {epochs}"
         assert max(epochs) == 3
+        # a kept trial continues from its checkpoint; one that started just before the kill
+        # (a reused worker starts the next trial within a second) may have reported an epoch
+        # that no snapshot holds yet: it starts again, as Tune promises no more
+        if trial_id in before:
+            assert epochs.count(1) == 1, f"{trial_dir.name} restarted from scratch: {epochs}"
     assert _study_states(out) == {r["trial_id"]: "COMPLETE" for r in table}
     again = run("--resume", str(out), *args)
     assert again.returncode == 0 and "complete" in again.stdout

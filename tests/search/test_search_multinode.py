@@ -55,7 +55,7 @@ def test_a_worker_node_dying_mid_search_does_not_stop_it(tmp_path):
             code = proc.wait(timeout=400)
             text = log.read_text()
             assert code == 0, text[-3000:]
-            nodes = c.nodes()
+            nodes = c.wait_for_nodes(alive=2)  # the GCS marks the node DEAD within ~15 s
             alive = {n["node_id"] for n in nodes if n["state"] == "ALIVE"}
             dead = {n["node_id"] for n in nodes if n["state"] != "ALIVE"}
     finally:
