@@ -318,6 +318,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         _say(f"pinned by --set (not searched): {', '.join(space.pinned)}")
     _say(describe(session, store))
     data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
+    job.dataset = None  # ... and no second one in the driver for the rest of the search
     trainable = make_trainable(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )

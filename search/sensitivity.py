@@ -789,6 +789,7 @@ def run_sensitivity(
         if session is not None:
             print(_monitoring(session, folder), flush=True)
         shared = {ds: share(d) for ds, d in loaded.items()}  # one copy each, trials and tests
+        loaded.clear()  # the object store holds them now: the driver keeps no second copy
         trainable = make_sweep_trainable(
             shared, plan, settings.cpus_per_trial, settings.gpus_per_trial
         )
