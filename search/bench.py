@@ -259,10 +259,20 @@ def _memory_details(r: dict[str, Any]) -> list[str]:
         f"the object store), {r['memory_peak_4_bytes'] / GB:.2f} GB with 4"
         f"{'' if measured else ' (lower bound*)'}",
         f"   one trial {r['memory_trial_private_bytes'] / GB:.2f} GB private once settled "
-        f"({r['memory_trial_private_peak_bytes'] / GB:.2f} GB while deserialising); per extra "
-        f"trial {r['memory_per_trial_bytes'] / GB:.2f} GB, of which model and process "
-        f"{r['memory_per_trial_overhead_bytes'] / GB:.2f} GB",
+        f"({r['memory_trial_private_peak_bytes'] / GB:.2f} GB while deserialising); "
+        + (
+            f"per extra trial {r['memory_per_trial_bytes'] / GB:.2f} GB at the peak, of which "
+            f"model and process {r['memory_per_trial_overhead_bytes'] / GB:.2f} GB"
+            if r["memory_per_trial_bytes"] > 0.05 * GB
+            else "the peak is the driver's put: the trials come later and stay below it"
+        ),
     ]
+    if r.get("memory_settled_ratio_4_vs_1"):
+        out.append(
+            f"   while the trials run: {r['memory_settled_1_bytes'] / GB:.2f} GB with 1 trial, "
+            f"{r['memory_settled_4_bytes'] / GB:.2f} GB with 4 "
+            f"({r['memory_settled_ratio_4_vs_1']:.2f}x)"
+        )
     if r["memory_trial_holds_copy"]:
         out.append(
             "   each trial holds a private copy of the dataset: Ray pickles torch tensors "

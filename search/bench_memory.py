@@ -128,6 +128,14 @@ class TreeSampler:
         """The most trial actors seen at once."""
         return max((len(s.trials) for s in self.snapshots), default=0)
 
+    def settled(self) -> int:
+        """The node's memory while its trials run: the median total over the later half of
+        the snapshots that show the most trials at once (past the put and the loading)."""
+        most = self.most_trials()
+        shown = [s.total for s in self.snapshots if most and len(s.trials) == most]
+        later = shown[len(shown) // 2 :]
+        return int(statistics.median(later)) if later else 0
+
     def steady_trial_private(self) -> int:
         """A trial's private memory (USS) once settled: the median, over the later half of the
         snapshots that show trials, of the largest trial's USS (past the deserialisation peak)."""

@@ -32,6 +32,7 @@ from search.bench_runner import (
 class MemoryRun:
     trials: int
     peak: int  # bytes, the whole node at its peak
+    settled: int  # bytes, the whole node while all its trials run (median)
     seen: int  # most trial actors alive at once
     trial_pss: int  # the largest trial actor at any time, proportional
     trial_uss_peak: int  # the largest trial actor at any time, private pages only
@@ -73,6 +74,7 @@ def _memory_run(
     return MemoryRun(
         trials=trials,
         peak=peak.total,
+        settled=sampler.settled(),
         seen=sampler.most_trials(),
         trial_pss=pss,
         trial_uss_peak=uss,
@@ -121,6 +123,9 @@ def memory_section(plan: Plan, runner: Runner) -> dict[str, Any]:
             memory_ratio_measured=True,
             memory_peak_4_bytes=four.peak,
             memory_by_role_4=four.by_role,
+            memory_settled_1_bytes=one.settled,
+            memory_settled_4_bytes=four.settled,
+            memory_settled_ratio_4_vs_1=four.settled / one.settled if one.settled else None,
         )
         marginal = (four.peak - one.peak) / 3
     else:

@@ -233,13 +233,17 @@ def collect(results: Any, dataset: str, finished: bool) -> list[TrialRecord]:
     """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
     (time budget), else RUNNING/PENDING (interrupted: --resume continues them)."""
     records = []
+    # Tune says every trial ended: one that ended just before a killed driver's last snapshot
+    # comes back TERMINATED, its last result without `done`
+    ended = not finished and results.num_terminated + results.num_errors == len(results)
     for result in results:
         last = dict(result.metrics or {})
         trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
         if result.error is not None:
             status = "ERROR"
-        elif last.get("done"):
+        elif last.get("done") or (ended and last):
             status = "TERMINATED"
+            last["done"] = True  # it ran to its end (ASHA's stops are marked apart)
         else:
             status = "STOPPED" if finished and last else "RUNNING"
         error = str(result.error) if result.error is not None else ""

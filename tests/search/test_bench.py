@@ -164,6 +164,17 @@ def test_tree_sampler_counts_a_child_tree(tmp_path):
         proc.wait(timeout=10)
 
 
+def test_settled_memory_is_taken_while_every_trial_runs():
+    from search.bench_memory import Snapshot
+
+    sampler = TreeSampler(0)
+    totals = [(8, []), (5, [1]), (6, [1, 1]), (7, [1, 1]), (7, [1, 1]), (9, [1, 1]), (1, [])]
+    sampler.snapshots = [Snapshot(i, t, {}, trials, trials) for i, (t, trials) in enumerate(totals)]
+    # the put's peak (8) and the ramp-up (5) are left out: the later half of the 2-trial samples
+    assert sampler.peak().total == 9 and sampler.settled() == 8
+    assert TreeSampler(0).settled() == 0
+
+
 @pytest.mark.slow
 def test_load_children_measure_time_and_peak(tmp_path):
     from atsuko.data.registry import get_spec
