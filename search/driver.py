@@ -229,21 +229,20 @@ def _progress_scores(result: Any) -> dict[int, float]:
     return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
 
 
-def collect(results: Any, dataset: str, finished: bool) -> list[TrialRecord]:
+def collect(results: Any, dataset: str, finished: bool, max_epochs: int) -> list[TrialRecord]:
     """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
-    (time budget), else RUNNING/PENDING (interrupted: --resume continues them)."""
+    (time budget), else RUNNING/PENDING (interrupted: --resume continues them). A trial that
+    ran all `max_epochs` is complete even when its last result lacks `done` (it ended just
+    before a killed driver's last snapshot, which --resume restores as it was)."""
     records = []
-    # Tune says every trial ended: one that ended just before a killed driver's last snapshot
-    # comes back TERMINATED, its last result without `done`
-    ended = not finished and results.num_terminated + results.num_errors == len(results)
     for result in results:
         last = dict(result.metrics or {})
         trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
         if result.error is not None:
             status = "ERROR"
-        elif last.get("done") or (ended and last):
+        elif last.get("done") or int(last.get("epoch") or 0) >= max_epochs:
             status = "TERMINATED"
-            last["done"] = True  # it ran to its end (ASHA's stops are marked apart)
+            last["done"] = True
         else:
             status = "STOPPED" if finished and last else "RUNNING"
         error = str(result.error) if result.error is not None else ""
@@ -354,7 +353,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         return 130
     elapsed = time.time() - start
     budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
-    records = collect(results, job.name, finished=budget_hit)
+    records = collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
     write_csv(records, out / "trials.csv", space.names)
     mirror.sync(records)
     unfinished = [r for r in records if r.state in ("RUNNING", "PENDING")]
