@@ -244,7 +244,8 @@ def _search_details(r: dict[str, Any]) -> list[str]:
         f"   best score random {_list(r['search_best_random'], 4)}, TPE+ASHA "
         f"{_list(r['search_best_tpe_asha'], 4)}; random's winner was trial "
         f"{r['search_random_winner_position']} (same seed: TPE's first trials are the same), "
-        f"so the ratio is at most about k*{e}/({e}+(k-1)*{mean:.2f}) unless TPE finds better",
+        f"so the ratio is at most about k*{e}/({e}+(k-1)*a) unless TPE finds better, with a "
+        f"the epochs TPE+ASHA ran per trial: {_list(r['search_asha_epochs_per_trial'])}",
         f"   first rung's rank correlation with the final scores (random arm): "
         f"{_list(r['search_rung_rank_correlation'])}",
     ]

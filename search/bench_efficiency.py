@@ -91,6 +91,10 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
             rung_rank_correlation(full, plan.eff_grace, mode)
         )
         per.setdefault("random_winner_position", []).append(winner_position(full, mode))
+        asha = results["tpe_asha"]  # its epochs per trial as run (early trials pass empty rungs)
+        per.setdefault("asha_epochs_per_trial", []).append(
+            len(asha) / max(1, len({r.trial for r in asha}))
+        )
     out: dict[str, Any] = {"search_epochs_ratio": median(per["ratio"])}
     out.update({f"search_{k}": v for k, v in per.items() if k != "ratio"})
     out["search_epochs_ratios"] = per["ratio"]
