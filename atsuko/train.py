@@ -273,6 +273,13 @@ class _Board:
             self.writer.close()
 
 
+def training_ends(epoch: int, best_epoch: int, config: Config) -> bool:
+    """Whether `fit` stops after `epoch` (1-based; 0 before the first): all epochs are done, or
+    `patience` epochs passed without a better validation score."""
+    patience = config.train.patience
+    return epoch >= config.train.epochs or (patience > 0 and epoch - best_epoch >= patience)
+
+
 def fit(
     config: Config,
     dataset: Dataset,
@@ -292,11 +299,8 @@ def fit(
     if state is not None:
         trainer.load_state_dict(state)
     board = _Board(out)
-    patience, epochs = config.train.patience, config.train.epochs
     try:
-        while trainer.epoch < epochs:
-            if patience > 0 and trainer.epoch - trainer.best_epoch >= patience:
-                break
+        while not training_ends(trainer.epoch, trainer.best_epoch, config):
             start = time.perf_counter()
             losses = trainer.train_epoch()
             trainer.epoch += 1
@@ -321,7 +325,7 @@ def fit(
             trainer.history.append(record)
             board.log(record)
             if log is not None:
-                log(_format_epoch(record, epochs, trainer.metric, improved))
+                log(_format_epoch(record, config.train.epochs, trainer.metric, improved))
             if on_epoch is not None and on_epoch(record, trainer):
                 break
     finally:

@@ -248,6 +248,8 @@ def _search_details(r: dict[str, Any]) -> list[str]:
         f"the epochs TPE+ASHA ran per trial: {_list(r['search_asha_epochs_per_trial'])}",
         f"   first rung's rank correlation with the final scores (random arm): "
         f"{_list(r['search_rung_rank_correlation'])}",
+        f"   the most each seed allowed (random's last trial wins; TPE+ASHA's copy of it "
+        f"after what ASHA spent on the trials before): {_list(r['search_ratio_ceiling'])}",
     ]
 
 

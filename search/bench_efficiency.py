@@ -9,8 +9,11 @@ either method reached, over the same total epoch budget.
 With one seed both searches draw the same first configurations (TPE starts from random
 samples), so the figure turns on where random search's winner comes: if it is the k-th of
 trials of E epochs, TPE+ASHA pays about E + (k - 1) * a for it (a: ASHA's mean epochs per
-trial), a ratio of k * E / (E + (k - 1) * a), never above E / a. The details report k and how
-well ASHA's first rung ranks the trials (`search_rung_rank_correlation`).
+trial), a ratio of k * E / (E + (k - 1) * a). With N random trials the most a seed allows is
+about N * E / (E + what ASHA spent on its first N - 1 trials) (`search_ratio_ceiling`; past
+TPE's 10 random draws, its first 10): a configuration only TPE+ASHA finds comes after those.
+The details report k and how well ASHA's first rung ranks the trials
+(`search_rung_rank_correlation`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from search.bench_measures import (
     best_of,
     epochs_to_within,
     median,
+    ratio_ceiling,
     read_results,
     rung_rank_correlation,
     trajectory,
@@ -34,6 +38,7 @@ from search.bench_measures import (
 )
 from search.bench_runner import Plan, Runner, say, settings_doc
 from search.driver import ASHA_REDUCTION
+from search.searcher import TPE_STARTUP
 
 WITHIN = 0.01  # "within 1% of the best score"
 METHODS = {  # name: (sampler, scheduler)
@@ -94,6 +99,9 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
         asha = results["tpe_asha"]  # its epochs per trial as run (early trials pass empty rungs)
         per.setdefault("asha_epochs_per_trial", []).append(
             len(asha) / max(1, len({r.trial for r in asha}))
+        )
+        per.setdefault("ratio_ceiling", []).append(
+            ratio_ceiling(asha, plan.eff_trials, plan.eff_epochs, TPE_STARTUP)
         )
     out: dict[str, Any] = {"search_epochs_ratio": median(per["ratio"])}
     out.update({f"search_{k}": v for k, v in per.items() if k != "ratio"})

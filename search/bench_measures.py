@@ -213,3 +213,23 @@ def winner_position(results: list[EpochResult], mode: str) -> int | None:
         return None
     top = better(best, key=best.__getitem__)
     return sorted(first, key=first.__getitem__).index(top) + 1
+
+
+def epochs_by_start(results: list[EpochResult]) -> list[int]:
+    """Epochs each trial ran, in the order the trials started."""
+    first: dict[str, float] = {}
+    last: dict[str, int] = {}
+    for r in results:
+        first[r.trial] = min(first.get(r.trial, math.inf), r.wall_time)
+        last[r.trial] = max(last.get(r.trial, 0), r.epoch)
+    return [last[t] for t in sorted(first, key=first.__getitem__)]
+
+
+def ratio_ceiling(asha: list[EpochResult], random_trials: int, epochs: int, shared: int) -> float:
+    """About the largest epochs ratio a seed allows when both searches draw the same first
+    `shared` configurations (TPE's random start): random search at most spends its whole
+    budget, and TPE+ASHA's winner trains all `epochs` after what ASHA spent on the trials
+    before it, which is at least its first min(random_trials, shared + 1) - 1 trials (a
+    configuration random search drew later, or one only TPE+ASHA finds, comes after those)."""
+    before = sum(epochs_by_start(asha)[: min(random_trials, shared + 1) - 1])
+    return random_trials * epochs / (epochs + before)

@@ -20,7 +20,7 @@ from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError, DataError
 from search import export, ray_session
-from search.records import METRIC, TrialRecord, build, write_csv
+from search.records import FINAL, METRIC, TrialRecord, build, write_csv
 from search.settings import Settings, base_config, load_base, save
 from search.shared_data import SharedData
 from search.space import Space, load_space
@@ -231,16 +231,17 @@ def _progress_scores(result: Any) -> dict[int, float]:
 
 def collect(results: Any, dataset: str, finished: bool, max_epochs: int) -> list[TrialRecord]:
     """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
-    (time budget), else RUNNING/PENDING (interrupted: --resume continues them). A trial that
-    ran all `max_epochs` is complete even when its last result lacks `done` (it ended just
-    before a killed driver's last snapshot, which --resume restores as it was)."""
+    (time budget), else RUNNING/PENDING (interrupted: --resume continues them). A trial whose
+    last result is its final epoch (marked by the trainable; or all `max_epochs`, for results
+    of older runs) is complete even when that result lacks `done`: it ended just before a
+    killed driver's last snapshot, which --resume restores as it was."""
     records = []
     for result in results:
         last = dict(result.metrics or {})
         trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
         if result.error is not None:
             status = "ERROR"
-        elif last.get("done") or int(last.get("epoch") or 0) >= max_epochs:
+        elif last.get("done") or last.get(FINAL) or int(last.get("epoch") or 0) >= max_epochs:
             status = "TERMINATED"
             last["done"] = True
         else:

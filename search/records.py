@@ -19,6 +19,7 @@ from typing import Any
 
 METRIC = "best_score"  # what the searcher and the scheduler optimise: best validation score
 STOPPED_EARLY = "stopped_early"  # set on a result by the scheduler-stop marker callback
+FINAL = "final"  # set by the trainable on the result of a trial's last epoch
 FINAL_STATES = ("COMPLETE", "PRUNED", "ERROR", "STOPPED")
 
 

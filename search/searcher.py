@@ -22,6 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.records import STOPPED_EARLY
 
 SAMPLERS = ("tpe", "random", "cmaes")
+TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +31,11 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if name == "tpe":
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True
+            seed=seed,
+            n_startup_trials=TPE_STARTUP,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)

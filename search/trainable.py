@@ -25,7 +25,7 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from search import trial_metrics
-from search.records import METRIC
+from search.records import FINAL, METRIC
 
 if TYPE_CHECKING:
     from search.shared_data import SharedData
@@ -57,7 +57,7 @@ def train_trial(
 ) -> None:
     """The Tune trainable: `config` holds the sampled parameters, `base` everything else."""
     from atsuko.config import from_dict
-    from atsuko.train import fit
+    from atsuko.train import fit, training_ends
 
     torch.set_num_threads(max(1, int(cpus)))  # this trial's CPU share
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # per-epoch noise
@@ -87,6 +87,9 @@ def train_trial(
             "node_id": node_id,
             "started_at": progress["started_at"],
             "wall_time": time.time(),
+            # the training ends after this epoch (all epochs, or patience): a resumed search
+            # counts the trial complete even if the driver died before Tune saw it return
+            FINAL: training_ends(record.epoch, record.best_epoch, run_config),
         }
         progress["last"] = metrics
         # gauges first: code after a trial's last report may never run under ASHA

@@ -10,7 +10,7 @@ import torch
 from atsuko import config as cfg
 from atsuko.data import load_from_config
 from atsuko.model import Atsuko
-from atsuko.train import NonFiniteLoss, fit
+from atsuko.train import NonFiniteLoss, fit, training_ends
 
 SMALL = {"synthetic": True, "scale": 0.05, "epochs": 2, "hidden": 16, "heads": 2, "batch_size": 16}
 
@@ -71,6 +71,21 @@ def test_outputs_and_test_scored_once(tmp_path, data_and_config, monkeypatch):
     r = result.history[-1]
     assert set(r.router) >= {"w/audio", "w/text", "w/vision", "alpha/text/0"}
     assert sum(v for k, v in r.router.items() if k.startswith("w/")) == pytest.approx(1, abs=1e-4)
+
+
+@pytest.mark.parametrize("patience,lr,last", [(1, 1e-12, 2), (0, 1e-12, 4)])
+def test_training_ends_tells_the_last_epoch_before_it_runs(data_and_config, patience, lr, last):
+    c, data = data_and_config
+    c = c.replace(epochs=4, patience=patience, lr=lr)  # lr ~0: no epoch beats the first
+    ends: list[tuple[int, bool]] = []
+    fit(
+        c,
+        data,
+        log=None,
+        score_test=False,
+        on_epoch=lambda r, _: ends.append((r.epoch, training_ends(r.epoch, r.best_epoch, c))),
+    )
+    assert ends == [(e, e == last) for e in range(1, last + 1)]
 
 
 def test_non_finite_loss_raises(data_and_config, monkeypatch):

@@ -108,6 +108,22 @@ def test_rung_rank_correlation_and_winner_position():
     assert math.isnan(rung_rank_correlation(trial("a", 0, [1.0, 0.9]) * 3, 2, "min"))
 
 
+def test_ratio_ceiling_counts_what_asha_spent_before_the_last_shared_trial():
+    from search.bench_measures import EpochResult, epochs_by_start, ratio_ceiling
+
+    def trial(name, start, epochs):
+        return [EpochResult(name, e, 1.0, start + e) for e in range(1, epochs + 1)]
+
+    # ASHA's trials as started: 16 (the first always runs on), 2, 8, 2, 16
+    asha = trial("c", 20, 8) + trial("a", 0, 16) + trial("b", 10, 2)
+    asha += trial("e", 40, 16) + trial("d", 30, 2)
+    assert epochs_by_start(asha) == [16, 2, 8, 2, 16]
+    # 4 random trials of 16, all shared: 64 / (16 + 16 + 2 + 8)
+    assert ratio_ceiling(asha, 4, 16, shared=10) == pytest.approx(64 / 42)
+    # 5 random trials but only 2 shared: TPE's winner comes at its 3rd trial at the earliest
+    assert ratio_ceiling(asha, 5, 16, shared=2) == pytest.approx(80 / 34)
+
+
 def test_read_results_dedupes_and_skips_broken_lines(tmp_path):
     trial = tmp_path / "mosi_abc"
     trial.mkdir()

@@ -9,9 +9,10 @@ import optuna
 import pytest
 
 from atsuko.config import resolve
+from search.driver import collect
 from search.export import prune_checkpoints
 from search.ray_session import dashboard_warning
-from search.records import METRIC, STOPPED_EARLY, build, short_error, write_csv
+from search.records import FINAL, METRIC, STOPPED_EARLY, build, short_error, write_csv
 from search.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
 from search.space import load_space
 from search.study_mirror import StudyMirror
@@ -130,6 +131,22 @@ def test_scheduler_stops_are_pruned_not_complete(space):
     assert full.intermediate_values == {1: 0.7, 2: 0.5}
     assert cut.state.name == "PRUNED" and cut.intermediate_values == {1: 0.9, 2: 0.85}
     assert bad.state.name == "FAIL"
+
+
+def test_a_trial_whose_last_result_is_final_counts_complete_without_done(tmp_path):
+    """A killed driver's snapshot can hold a trial's last epoch without Tune's `done`."""
+
+    def tune_result(name, **last):
+        metrics = {"trial_id": name, "epoch": 3, METRIC: 0.5, **last}
+        return SimpleNamespace(metrics=metrics, config={}, path=str(tmp_path), error=None)
+
+    results = [
+        tune_result("patience", **{FINAL: True}),  # stopped by patience at epoch 3 of 8
+        tune_result("cut"),  # interrupted mid-way: --resume continues it
+        tune_result("all", epoch=8),  # all epochs, from a run before the marker existed
+    ]
+    records = collect(results, "mosi", finished=False, max_epochs=8)
+    assert [r.state for r in records] == ["COMPLETE", "RUNNING", "COMPLETE"]
 
 
 def test_trial_actors_are_named_by_dataset_and_trial(space, capsys):
