@@ -250,6 +250,9 @@ def _search_details(r: dict[str, Any]) -> list[str]:
         f"{_list(r['search_rung_rank_correlation'])}",
         f"   the most each seed allowed (random's last trial wins; TPE+ASHA's copy of it "
         f"after what ASHA spent on the trials before): {_list(r['search_ratio_ceiling'])}",
+        f"   epochs to within 1% of random search's own best: TPE+ASHA "
+        f"{r['search_match_epochs_tpe_asha']}, ratios {_list(r['search_match_ratio'])} "
+        f"(median {r['search_match_ratio_median']:.2f})",
     ]
 
 

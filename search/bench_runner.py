@@ -77,9 +77,11 @@ FULL = Plan(
     memory_budget_s=45,
     memory_zero_copy=True,
     eff_repeats=3,
-    eff_trials=8,
-    eff_epochs=16,
-    eff_grace=2,  # 40 optimiser steps: the best trials have started to learn
+    # 16 trials of up to 32 epochs, rungs at 4 and 16 (the search's default grace, 32 / 8):
+    # 8 trials of 16 (rungs 2 and 8) could not show 3x (`search_ratio_ceiling` 1.7 to 2.3)
+    eff_trials=16,
+    eff_epochs=32,
+    eff_grace=4,  # 80 optimiser steps: the best trials have started to learn
     eff_scale=0.5,
     gpu_epochs=5,
 )

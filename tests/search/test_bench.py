@@ -151,6 +151,19 @@ def test_compare_counts_censored_runs_as_the_whole_budget():
     assert (out["epochs_random"], out["epochs_tpe_asha"], out["ratio"]) == (4, 2, 2.0)
     slow = compare({"random": [(1, 2.0), (4, 2.0)], "tpe_asha": [(1, 1.0)]}, "min", budget=4)
     assert slow["reached_random"] is False and slow["epochs_random"] == 4
+    # random's own best (2.0) took it 1 epoch, TPE+ASHA 1 too
+    assert slow["match_ratio"] == 1.0 and slow["match_epochs_tpe_asha"] == 1
+
+
+def test_match_ratio_credits_passing_random_search_early():
+    # TPE+ASHA passes random's final 1.0 at epoch 2 and keeps improving to 0.5 at epoch 8
+    paths = {
+        "random": [(1, 2.0), (6, 1.0), (8, 1.0)],
+        "tpe_asha": [(1, 2.0), (2, 0.9), (8, 0.5)],
+    }
+    out = compare(paths, "min", budget=8)
+    assert out["ratio"] == 1.0  # random never came near 0.5: the whole budget, as TPE+ASHA's
+    assert (out["match_epochs_tpe_asha"], out["match_ratio"]) == (2, 3.0)
 
 
 def test_tree_sampler_counts_a_child_tree(tmp_path):
@@ -336,3 +349,40 @@ def test_gpu_section_is_not_measured_without_cuda(monkeypatch, tmp_path, capsys)
     }
     text = bench.report(measured, "full")
     assert "2 at once: 180.0 trials/hour, utilisation 75.0%" in text and "1.8x" in text
+
+
+class _LoggedSearches(Runner):
+    """Writes each search's Tune logs instead of running it: trials of scores falling from 1.0
+    by `step` per epoch (random search's step 0.1, TPE+ASHA's 0.2), 3 epochs each."""
+
+    def synth(self, dataset, scale):
+        return {}
+
+    def run(self, name, spec, **_):
+        settings = spec["settings"]
+        step = 0.2 if settings["sampler"] == "tpe" else 0.1
+        for t in range(settings["num_samples"]):
+            folder = Path(settings["out"]) / "tune" / f"mosi_{t:04d}"
+            folder.mkdir(parents=True)
+            rows = [
+                {"epoch": e, "score": 1.0 - step * e - 0.01 * t, "wall_time": 10.0 * t + e}
+                for e in (1, 2, 3)
+            ]
+            (folder / "result.json").write_text("\n".join(map(json.dumps, rows)))
+        return {"code": 0}, None
+
+
+def test_efficiency_section_figures_and_report_from_the_searches_logs(tmp_path):
+    from search.bench_efficiency import efficiency_section
+
+    plan = QUICK.__class__(**{**QUICK.__dict__, "eff_trials": 2, "eff_epochs": 3})
+    out = efficiency_section(plan, _LoggedSearches(tmp_path))
+    # random: 2 trials of 3 epochs, best 0.69 at epoch 6; TPE+ASHA passes 0.69 at its 2nd
+    # epoch and reaches 0.39 at its 6th (the reference, which random search never nears)
+    assert out["search_reference_score"] == [pytest.approx(0.39)]
+    assert out["search_epochs_ratios"] == [pytest.approx(6 / 6)]
+    assert out["search_match_epochs_tpe_asha"] == [2]
+    assert out["search_match_ratio_median"] == pytest.approx(6 / 2)
+    assert out["search_random_winner_position"] == [2]
+    text = bench.report({**out, "holds": bench.verdicts(out)}, "quick")
+    assert "epochs to within 1% of random search's own best: TPE+ASHA [2]" in text
