@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run `main(argv)`; an AtsukoError prints `error: ...` and exits 2, with no traceback."""
+    faulthandler.enable()  # a crash in native code (torch, Ray) still shows where Python was
     try:
         code = main(argv)
     except AtsukoError as exc:
