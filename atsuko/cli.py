@@ -21,7 +21,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run `main(argv)`; an AtsukoError prints `error: ...` and exits 2, with no traceback."""
-    faulthandler.enable()  # a crash in native code (torch, Ray) still shows where Python was
+    try:  # a crash in native code (torch, Ray) still shows where Python was
+        faulthandler.enable()
+    except (OSError, ValueError, AttributeError):
+        pass  # stderr is not a file (captured in-process, as under pytest): nothing to show
     try:
         code = main(argv)
     except AtsukoError as exc:
