@@ -27,6 +27,7 @@ from search.bench_measures import (
     asha_mean_epochs,
     asha_rungs,
     best_of,
+    epochs_by_start,
     epochs_to_within,
     median,
     ratio_ceiling,
@@ -97,12 +98,10 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
             rung_rank_correlation(full, plan.eff_grace, mode)
         )
         per.setdefault("random_winner_position", []).append(winner_position(full, mode))
-        asha = results["tpe_asha"]  # its epochs per trial as run (early trials pass empty rungs)
-        per.setdefault("asha_epochs_per_trial", []).append(
-            len(asha) / max(1, len({r.trial for r in asha}))
-        )
+        ran = epochs_by_start(results["tpe_asha"])  # as run: early trials pass empty rungs
+        per.setdefault("asha_epochs_per_trial", []).append(sum(ran) / max(1, len(ran)))
         per.setdefault("ratio_ceiling", []).append(
-            ratio_ceiling(asha, plan.eff_trials, plan.eff_epochs, TPE_STARTUP)
+            ratio_ceiling(ran, plan.eff_trials, plan.eff_epochs, TPE_STARTUP)
         )
     out: dict[str, Any] = {"search_epochs_ratio": median(per["ratio"])}
     out["search_match_ratio_median"] = median(per["match_ratio"])

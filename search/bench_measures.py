@@ -203,33 +203,37 @@ def rung_rank_correlation(results: list[EpochResult], rung: int, mode: str) -> f
 def winner_position(results: list[EpochResult], mode: str) -> int | None:
     """1-based position, in the order the trials started, of the trial with the best score."""
     better = min if mode == "min" else max
-    first: dict[str, float] = {}
     best: dict[str, float] = {}
     for r in results:
-        first[r.trial] = min(first.get(r.trial, math.inf), r.wall_time)
         if math.isfinite(r.score):
             best[r.trial] = better(best.get(r.trial, r.score), r.score)
     if not best:
         return None
-    top = better(best, key=best.__getitem__)
-    return sorted(first, key=first.__getitem__).index(top) + 1
+    return start_order(results).index(better(best, key=best.__getitem__)) + 1
+
+
+def start_order(results: list[EpochResult]) -> list[str]:
+    """The trials, in the order they started (their first reported epoch)."""
+    first: dict[str, float] = {}
+    for r in results:
+        first[r.trial] = min(first.get(r.trial, math.inf), r.wall_time)
+    return sorted(first, key=first.__getitem__)
 
 
 def epochs_by_start(results: list[EpochResult]) -> list[int]:
     """Epochs each trial ran, in the order the trials started."""
-    first: dict[str, float] = {}
     last: dict[str, int] = {}
     for r in results:
-        first[r.trial] = min(first.get(r.trial, math.inf), r.wall_time)
         last[r.trial] = max(last.get(r.trial, 0), r.epoch)
-    return [last[t] for t in sorted(first, key=first.__getitem__)]
+    return [last[t] for t in start_order(results)]
 
 
-def ratio_ceiling(asha: list[EpochResult], random_trials: int, epochs: int, shared: int) -> float:
+def ratio_ceiling(ran: list[int], random_trials: int, epochs: int, shared: int) -> float:
     """About the largest epochs ratio a seed allows when both searches draw the same first
     `shared` configurations (TPE's random start): random search at most spends its whole
     budget, and TPE+ASHA's winner trains all `epochs` after what ASHA spent on the trials
     before it, which is at least its first min(random_trials, shared + 1) - 1 trials (a
-    configuration random search drew later, or one only TPE+ASHA finds, comes after those)."""
-    before = sum(epochs_by_start(asha)[: min(random_trials, shared + 1) - 1])
+    configuration random search drew later, or one only TPE+ASHA finds, comes after those).
+    `ran`: the epochs of TPE+ASHA's trials in the order they started (`epochs_by_start`)."""
+    before = sum(ran[: min(random_trials, shared + 1) - 1])
     return random_trials * epochs / (epochs + before)

@@ -119,9 +119,9 @@ def test_ratio_ceiling_counts_what_asha_spent_before_the_last_shared_trial():
     asha += trial("e", 40, 16) + trial("d", 30, 2)
     assert epochs_by_start(asha) == [16, 2, 8, 2, 16]
     # 4 random trials of 16, all shared: 64 / (16 + 16 + 2 + 8)
-    assert ratio_ceiling(asha, 4, 16, shared=10) == pytest.approx(64 / 42)
+    assert ratio_ceiling(epochs_by_start(asha), 4, 16, shared=10) == pytest.approx(64 / 42)
     # 5 random trials but only 2 shared: TPE's winner comes at its 3rd trial at the earliest
-    assert ratio_ceiling(asha, 5, 16, shared=2) == pytest.approx(80 / 34)
+    assert ratio_ceiling(epochs_by_start(asha), 5, 16, shared=2) == pytest.approx(80 / 34)
 
 
 def test_read_results_dedupes_and_skips_broken_lines(tmp_path):
