@@ -175,7 +175,7 @@ def results_section(summary: dict | None, trials: Any) -> Section:
 
 
 def history_section(doc: dict | None, figs: Figures) -> Section:
-    from search import figures
+    from search.analysis import figures
 
     s = Section("Search history")
     hist = (doc or {}).get("history")
@@ -189,8 +189,8 @@ def history_section(doc: dict | None, figs: Figures) -> Section:
 
 
 def importance_section(doc: dict | None, figs: Figures) -> Section:
-    from search import figures
-    from search.importance import CLUSTER_NOTE
+    from search.analysis import figures
+    from search.analysis.importance import CLUSTER_NOTE
 
     s = Section("Parameter importance")
     s.note(CLUSTER_NOTE)
@@ -220,7 +220,7 @@ def importance_section(doc: dict | None, figs: Figures) -> Section:
 
 def _plan_from_curves(curves: list[dict[str, Any]]) -> dict[str, Any]:
     """A minimal plan when only curves.csv survived (kinds guessed from the values)."""
-    from search.importance import _scalar
+    from search.analysis.importance import _scalar
 
     datasets = list(dict.fromkeys(r["dataset"] for r in curves))
     params, anchors = [], {ds: {} for ds in datasets}
@@ -251,7 +251,8 @@ def _plan_from_curves(curves: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section:
-    from search import figures, sensitivity
+    from search.analysis import figures
+    from search.sweep import runner as sensitivity
 
     s = Section("Sensitivity (one parameter at a time)")
     folder = out / sensitivity.SENS_DIR
@@ -336,8 +337,8 @@ def _short(out: Path, path: str) -> str:
 
 
 def diagnostics_section(out: Path, figs: Figures) -> Section:
-    from search import figures
-    from search.diagnostics import load_diagnostics
+    from search.analysis import figures
+    from search.analysis.diagnostics import load_diagnostics
 
     s = Section("Router diagnostics")
     loaded = load_diagnostics(out)
@@ -411,7 +412,7 @@ def diagnostics_section(out: Path, figs: Figures) -> Section:
 
 def _sha_cached(out: Path, path: Path) -> str | None:
     """sha256 of a data file, remembered per (path, size, mtime) in OUT/figures/."""
-    from search.sensitivity import sha256_file
+    from search.sweep.runner import sha256_file
 
     if not path.is_file():
         return None
@@ -643,7 +644,7 @@ def build_report(
     `importance`: pedanova | fanova (default: the method of an existing importance.json, else
     pedanova); `metric`: the metric of the sensitivity figures (default: per dataset, as run).
     """
-    from search import importance as imp
+    from search.analysis import importance as imp
 
     out = check_out(out)
     existing = _read_json(out / imp.IMPORTANCE_FILE) or {}

@@ -5,7 +5,7 @@
     python search/run.py --resume runs/search/mosei-20250101-120000
     python search/run.py --dataset mosei --synthetic --out s3://my-bucket/atsuko/mosei
 
-Everything else lives in `search.driver`.
+Everything else lives in `search.study.driver`.
 """
 
 from __future__ import annotations

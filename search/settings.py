@@ -2,7 +2,8 @@
 
 `--smoke-test` fills in a tiny budget for whatever was not given explicitly. The settings are
 saved as `search.json` under `--out`; `--resume OUT` reads them back, so a resumed search runs
-with exactly the settings it started with. `--out` is a folder or a URI (see `search.storage`).
+with exactly the settings it started with. `--out` is a folder or a URI (see
+`search.runtime.storage`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
-from search.storage import Storage
+from search.runtime.storage import Storage
 
 SETTINGS_FILE = "search.json"
 BASE_CONFIG_FILE = "base_config.yaml"

@@ -50,13 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from search import driver, settings
+    from search import settings
+    from search.study import driver
 
     resolved = settings.from_args(args)
     code = driver.run(resolved, resume=bool(args.resume))
     if code in (0, 1):
         if args.diagnostics and code == 0:
-            from search.diagnostics import run_diagnostics
+            from search.analysis.diagnostics import run_diagnostics
 
             run_diagnostics(resolved.out_dir, epochs=args.diagnostics_epochs)
         report(resolved.out_dir, args)
@@ -66,8 +67,8 @@ def search(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace, names: list[str]) -> int:
     from search import settings
-    from search.sensitivity import run_sensitivity
-    from search.storage import Storage
+    from search.runtime.storage import Storage
+    from search.sweep.runner import run_sensitivity
 
     if args.resume:
         raise ConfigError(

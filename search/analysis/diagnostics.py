@@ -11,7 +11,7 @@ model and its ablations `use_sbr` x `use_mcm`. Then, on the test split:
   synthetic data how often each points at the modality that decided the sample;
 - t-SNE (scikit-learn) of the fused features `z` of all four variants, coloured by label.
 
-Writes `OUT/diagnostics/diagnostics.json` and `arrays.npz`; `search.figures` draws them.
+Writes `OUT/diagnostics/diagnostics.json` and `arrays.npz`; `search.analysis.figures` draws them.
 Shapes: N samples, M modalities, K bands, d width.
 """
 
@@ -140,7 +140,7 @@ def run_diagnostics(
 ) -> Path:
     """Train the four variants of the best config and write the diagnostics; returns the JSON."""
     from atsuko.data import load_from_config
-    from search.sensitivity import _versions, sha256_file
+    from search.sweep.runner import _versions, sha256_file
 
     out = Path(out)
     overrides: dict[str, Any] = {"train.device": device}

@@ -5,7 +5,7 @@ interrupted search, or one whose study file is missing, still gives whatever its
 trials allow. Importance is Optuna's PED-ANOVA by default (fANOVA on request) over COMPLETE
 trials only: a trial ASHA pruned carries a partial score. Sampled trials cluster where the
 sampler went, so these numbers describe the region the search explored, not the parameter's
-effect everywhere; the one-at-a-time sweeps of `search.sensitivity` are the fair measure.
+effect everywhere; the one-at-a-time sweeps of `search.sweep.runner` are the fair measure.
 Writes `importance.json` under the search's folder.
 """
 
@@ -152,7 +152,7 @@ def _space_kinds(out: Path | None) -> dict[str, dict[str, Any]]:
     from atsuko.config import Config
     from atsuko.errors import AtsukoError
     from search.settings import load_base
-    from search.space import DEFAULT_SPACE, load_space
+    from search.study.space import DEFAULT_SPACE, load_space
 
     try:
         if out is None:

@@ -1,10 +1,10 @@
 """The pieces of `search.bench` that run in a fresh process each, so that every measurement
 starts from a clean interpreter (no Ray left running, no memory held from an earlier step).
 
-    python -m search.bench_child SPEC.json
+    python -m search.bench.child SPEC.json
 
 SPEC holds `kind` and `result` (where the JSON result is written), plus:
-- `search`: `settings` (fields of `search.settings.Settings`); runs `search.driver.run`, the
+- `search`: `settings` (fields of `search.settings.Settings`); runs `search.study.driver.run`, the
   function `search/run.py` calls, and times it.
 - `plain`: `settings`, `params`, `trials`; the same base configuration and dataset loading as
   the search, then `trials` trainings through `atsuko.train.fit`, back to back, timed.
@@ -33,7 +33,7 @@ def _settings(doc: dict[str, Any]) -> Any:
 
 def run_search(spec: dict[str, Any]) -> dict[str, Any]:
     """One search through the driver; the wall time around `driver.run`."""
-    from search import driver
+    from search.study import driver
 
     settings = _settings(spec["settings"])
     start = time.time()
@@ -45,8 +45,8 @@ def run_search(spec: dict[str, Any]) -> dict[str, Any]:
 def run_plain(spec: dict[str, Any]) -> dict[str, Any]:
     """The trainings of a search, one after another in this process, with no Ray."""
     from atsuko.train import fit
-    from search.driver import load_dataset
     from search.settings import base_config
+    from search.study.driver import load_dataset
 
     settings = _settings(spec["settings"])
     base, _ = base_config(settings)

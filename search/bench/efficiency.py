@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from search.bench_measures import (
+from search.bench.measures import (
     asha_mean_epochs,
     asha_rungs,
     best_of,
@@ -37,9 +37,9 @@ from search.bench_measures import (
     truncate,
     winner_position,
 )
-from search.bench_runner import Plan, Runner, say, settings_doc
-from search.driver import ASHA_REDUCTION
-from search.searcher import TPE_STARTUP
+from search.bench.runner import Plan, Runner, say, settings_doc
+from search.study.driver import ASHA_REDUCTION
+from search.study.searcher import TPE_STARTUP
 
 WITHIN = 0.01  # "within 1% of the best score"
 METHODS = {  # name: (sampler, scheduler)

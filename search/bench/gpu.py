@@ -15,8 +15,8 @@ import subprocess
 import threading
 from typing import Any
 
-from search.bench_measures import read_rows, trial_window
-from search.bench_runner import FIXED, Plan, Runner, say, settings_doc, write_space
+from search.bench.measures import read_rows, trial_window
+from search.bench.runner import FIXED, Plan, Runner, say, settings_doc, write_space
 
 PACKINGS = (1, 2, 4, 8)
 QUERY = "utilization.gpu,memory.used,memory.total"

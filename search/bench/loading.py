@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.bench_measures import median
-from search.bench_runner import Plan, Runner, say
+from search.bench.measures import median
+from search.bench.runner import Plan, Runner, say
 
 
 def _warm(path: str) -> None:

@@ -1,7 +1,7 @@
 """Benchmarks of the search: `python -m search.bench [--quick] [--json]`.
 
-Five figures on synthetic data, each against its target (issue 7). Every measurement runs in a
-fresh process (`search.bench_child`), searches through `search.driver.run` (what `search/run.py`
+Five figures on synthetic data, each against its target. Every measurement runs in a fresh
+process (`search.bench.child`), searches through `search.study.driver.run` (what `search/run.py`
 calls), and the ratios are taken within one run of this command, median of its repeats.
 
 1. overhead_ratio: N identical short trials through the search at concurrency 1 (its own local
@@ -23,7 +23,7 @@ calls), and the ratios are taken within one run of this command, median of its r
    budget per trial over TPE with ASHA; same total epoch budget, same seeds. Target >= 3.
 
 Where torch sees a CUDA device, also: trials per hour on one GPU with 1, 2, 4 and 8 trials
-packed on it (fractional GPUs), with the GPU's utilisation (`search.bench_gpu`).
+packed on it (fractional GPUs), with the GPU's utilisation (`search.bench.gpu`).
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from atsuko.cli import ArgumentParser, run_cli
-from search.bench_efficiency import efficiency_section
-from search.bench_gpu import gpu_section
-from search.bench_loading import loading_section
-from search.bench_measures import median
-from search.bench_overhead import overhead_section
-from search.bench_runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
-from search.bench_sharing import memory_section
+from search.bench.efficiency import efficiency_section
+from search.bench.gpu import gpu_section
+from search.bench.loading import loading_section
+from search.bench.measures import median
+from search.bench.overhead import overhead_section
+from search.bench.runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
+from search.bench.sharing import memory_section
 
 SECTIONS = ("overhead", "memory", "loading", "efficiency", "gpu")
 

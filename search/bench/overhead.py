@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.bench_measures import median, read_rows, trial_window
-from search.bench_runner import FIXED, BenchError, Plan, Runner, say, settings_doc, write_space
+from search.bench.measures import median, read_rows, trial_window
+from search.bench.runner import FIXED, BenchError, Plan, Runner, say, settings_doc, write_space
 
 REPEAT_KEYS = (
     "overhead_ratio",

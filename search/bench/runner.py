@@ -1,6 +1,6 @@
 """How `search.bench` runs its measurements: plans, child processes, shared helpers.
 
-Each measurement runs `python -m search.bench_child SPEC.json` in a fresh process with its output
+Each measurement runs `python -m search.bench.child SPEC.json` in a fresh process with its output
 in a work folder; a child that fails or hangs ends the measurement with a `BenchError`. Every
 search starts its own local Ray (never joining another: RAY_ADDRESS is dropped) and is ended
 through its own process tree only.
@@ -22,9 +22,9 @@ import psutil
 import yaml
 
 from atsuko.errors import AtsukoError
-from search.bench_memory import TreeSampler, tree
+from search.bench.memory import TreeSampler, tree
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds `search/`
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `search/`
 FIXED = {"dropout": 0.1}  # the one-value space of the overhead and memory runs
 ZERO_COPY_ENV = "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS"
 GB = 1e9
@@ -111,7 +111,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 class Runner:
-    """Runs `search.bench_child` specs in fresh processes, their files under `work`."""
+    """Runs `search.bench.child` specs in fresh processes, their files under `work`."""
 
     def __init__(self, work: Path):
         self.work = work
@@ -138,7 +138,7 @@ class Runner:
         log = Path(f"{stem}.log")
         with log.open("w") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "search.bench_child", str(spec_file)],
+                [sys.executable, "-m", "search.bench.child", str(spec_file)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

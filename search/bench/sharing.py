@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from search.bench_runner import (
+from search.bench.runner import (
     FIXED,
     GB,
     ZERO_COPY_ENV,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from search.storage import Storage
+from search.runtime.storage import Storage
 
 log = logging.getLogger(__name__)
 

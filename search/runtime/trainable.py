@@ -4,7 +4,7 @@ Each epoch reports the validation metrics, the training loss terms and the route
 with a checkpoint (`Trainer.state_dict()`: model, optimiser, epoch, best state, RNG) so ASHA and
 failure retries resume from the last epoch. A NaN or infinite loss raises
 `atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason.
-The dataset arrives once per node through the object store (`search.shared_data`).
+The dataset arrives once per node through the object store (`search.runtime.shared_data`).
 Tune reuses a trial's actor (its worker process) for the next trial, so each trial labels the
 worker's log lines with its own id when it starts.
 """
@@ -24,11 +24,11 @@ import torch
 from ray import tune
 from ray.tune.trainable import wrap_function
 
-from search import trial_metrics
-from search.records import FINAL, METRIC
+from search.runtime import trial_metrics
+from search.runtime.records import FINAL, METRIC
 
 if TYPE_CHECKING:
-    from search.shared_data import SharedData
+    from search.runtime.shared_data import SharedData
 
 STATE_FILE = "trainer.pt"
 PROGRESS_FILE = "progress.json"

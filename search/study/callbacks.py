@@ -15,10 +15,10 @@ from typing import Any
 
 from ray.tune import Callback
 
-from search import trial_metrics
-from search.records import STOPPED_EARLY, TrialRecord, build, counts, write_csv
-from search.storage import Storage
-from search.study_mirror import StudyMirror
+from search.runtime import trial_metrics
+from search.runtime.records import STOPPED_EARLY, TrialRecord, build, counts, write_csv
+from search.runtime.storage import Storage
+from search.study.study_mirror import StudyMirror
 
 log = logging.getLogger(__name__)
 

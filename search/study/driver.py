@@ -19,13 +19,14 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError, DataError
-from search import export, ray_session
-from search.records import FINAL, METRIC, TrialRecord, build, write_csv
+from search.runtime import session as ray_session
+from search.runtime.records import FINAL, METRIC, TrialRecord, build, write_csv
+from search.runtime.shared_data import SharedData
+from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
-from search.shared_data import SharedData
-from search.space import Space, load_space
-from search.storage import Storage
-from search.study_mirror import StudyMirror, study_name
+from search.study import export
+from search.study.space import Space, load_space
+from search.study.study_mirror import StudyMirror, study_name
 
 TUNE_DIR = "tune"
 SPACE_COPY = "space.yaml"
@@ -75,7 +76,7 @@ class Job:
 
     @property
     def out(self) -> Path:
-        """The local folder of the driver's files (see `search.storage`)."""
+        """The local folder of the driver's files (see `search.runtime.storage`)."""
         return self.settings.out_dir
 
     @property
@@ -163,7 +164,7 @@ def build_tuner(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from search.searcher import PrunedAwareOptunaSearch, make_sampler
+    from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
 
     searcher = PrunedAwareOptunaSearch(
         space=space,
@@ -296,9 +297,9 @@ def upload(store: Storage) -> None:
 def _search(job: Job, session: ray_session.RaySession) -> int:
     from ray import tune
 
-    from search.callbacks import SearchOutputs
-    from search.shared_data import share
-    from search.trainable import make_trainable
+    from search.runtime.shared_data import share
+    from search.runtime.trainable import make_trainable
+    from search.study.callbacks import SearchOutputs
 
     settings, out, space, store = job.settings, job.out, job.space, job.storage
     concurrency = check_resources(settings)
@@ -333,7 +334,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     else:
         callbacks = [SearchOutputs(store, job.name, space.names, max_epochs, mirror)]
         if store.remote:  # after SearchOutputs: copies what it has just rewritten
-            from search.storage_sync import StorageSync
+            from search.runtime.storage_sync import StorageSync
 
             callbacks.append(StorageSync(store))
         tuner = build_tuner(

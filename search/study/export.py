@@ -19,9 +19,9 @@ from typing import Any
 
 from atsuko import config as cfg
 from atsuko.config import Config
-from search.records import TrialRecord, counts
-from search.shared_data import SharedData
-from search.space import Space
+from search.runtime.records import TrialRecord, counts
+from search.runtime.shared_data import SharedData
+from search.study.space import Space
 
 
 def best_record(records: list[TrialRecord], mode: str) -> TrialRecord | None:

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search.records import STOPPED_EARLY
+from search.runtime.records import STOPPED_EARLY
 
 SAMPLERS = ("tpe", "random", "cmaes")
 TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s

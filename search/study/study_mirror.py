@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search.records import TrialRecord
+from search.runtime.records import TrialRecord
 
 # trials.csv state -> Optuna state; STOPPED (time budget) is partial, so PRUNED, never COMPLETE
 STATE_MAP = {

@@ -2,8 +2,8 @@
 
 Tune's `time_budget_s` is saved with an experiment and starts afresh when the experiment is
 restored. This stopper instead reads the deadline of the run in progress (set by
-`search.sensitivity` for each call), so a restored round gets the current run's budget, or none.
-Imported only after `search.ray_session.ray_env()` (it imports Ray).
+`search.sweep.runner` for each call), so a restored round gets the current run's budget, or none.
+Imported only after `search.runtime.session.ray_env()` (it imports Ray).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ choice, plus the anchor's own value) with every other parameter at the anchor co
 YAML file), once per seed. Identical configurations run once: the anchor is one trial per
 (dataset, seed), shared by every parameter's curve.
 
-The trials are the search's own (`search.trainable.train_trial`: `atsuko.train.fit` with per-epoch
-reports, checkpoints and Ray metrics) in Tuners over a grid, scheduler off, on a local Ray on
+The trials are the search's own (`search.runtime.trainable.train_trial`: `atsuko.train.fit`
+with per-epoch reports, checkpoints and Ray metrics) in Tuners over a grid, scheduler off, on a
+local Ray on
 loopback or a cluster. A run is one or more rounds (one Tuner each, over the points still to
 do); running the same sweep again with the same `out` restores an interrupted round with
 `Tuner.restore` (trials resume from their checkpoints) and runs what is still missing.
@@ -37,9 +38,9 @@ import numpy as np
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
+from search.runtime.shared_data import SharedData, share
 from search.settings import FINAL_SEED0, Settings, base_config
-from search.shared_data import SharedData, share
-from search.space import DEFAULT_SPACE, Param, Space, load_space
+from search.study.space import DEFAULT_SPACE, Param, Space, load_space
 
 SENS_DIR = "sensitivity"
 PLAN_FILE = "plan.json"
@@ -429,7 +430,7 @@ def sweep_trial(
     cpus: float,
 ) -> None:
     """The Tune trainable of a sweep: the search's own trial, on the point's dataset."""
-    from search.trainable import train_trial
+    from search.runtime.trainable import train_trial
 
     name, changes = overrides[config["point"]]
     train_trial(dict(changes), data=datasets[name], base=bases[name], cpus=cpus)
@@ -442,7 +443,7 @@ def _actor_repr(self: Any) -> str:
 def make_sweep_trainable(
     datasets: dict[str, SharedData], plan: Plan, cpus: float, gpus: float
 ) -> type:
-    """As `search.trainable.make_trainable`, for several datasets and labelled grid points."""
+    """As `search.runtime.trainable.make_trainable`, for several datasets and grid points."""
     from ray import tune
     from ray.tune.trainable import wrap_function
 
@@ -473,7 +474,7 @@ def _tuner(
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from search.sweep_budget import RunBudget
+    from search.sweep.budget import RunBudget
 
     return tune.Tuner(
         trainable,
@@ -535,7 +536,7 @@ def _score_test(checkpoint: str, config: dict[str, Any], dataset: Any, threads: 
     import torch
 
     from atsuko.train import Trainer
-    from search.trainable import STATE_FILE
+    from search.runtime.trainable import STATE_FILE
 
     torch.set_num_threads(threads)
     state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
@@ -625,7 +626,7 @@ def _run_rounds(
     """
     from ray import tune
 
-    from search import sweep_budget
+    from search.sweep import budget as sweep_budget
 
     final = ("COMPLETE", "ERROR")
     rounds = ledger["rounds"]
@@ -738,8 +739,8 @@ def run_sensitivity(
     metrics ports); its `dataset` and `out` are not used. Raises ConfigError / DataError for bad
     input before Ray starts; KeyboardInterrupt after writing what finished.
     """
-    from search import ray_session
-    from search.driver import check_resources, load_dataset
+    from search.runtime import session as ray_session
+    from search.study.driver import check_resources, load_dataset
 
     ray_session.ray_env()  # before Ray is imported: loopback only
 
@@ -793,7 +794,7 @@ def run_sensitivity(
         trainable = make_sweep_trainable(
             shared, plan, settings.cpus_per_trial, settings.gpus_per_trial
         )
-        from search import sweep_budget
+        from search.sweep import budget as sweep_budget
 
         ledger = _load_ledger(folder)
         ran = False
@@ -849,7 +850,7 @@ def _count(states: Any) -> dict[str, int]:
 
 
 def _monitoring(session: Any, folder: Path) -> str:
-    from search.ray_session import token_location
+    from search.runtime.session import token_location
 
     lines = ["", "Monitoring"]
     if session.dashboard_url:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from searchtest_util import FAST, REPO, Watcher, env, start
 
-from search.ray_session import free_port
+from search.runtime.session import free_port
 
 
 def _start_head(log: Path) -> tuple[subprocess.Popen, dict]:

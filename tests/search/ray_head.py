@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from search import ray_session  # noqa: E402
+from search.runtime import session as ray_session  # noqa: E402
 
 
 def main() -> None:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from atsuko import config as cfg
-from search import export, sensitivity
-from search.records import TrialRecord, write_csv
+from search.runtime.records import TrialRecord, write_csv
 from search.settings import Settings, base_config
-from search.space import load_space
-from search.study_mirror import StudyMirror, study_name
+from search.study import export
+from search.study.space import load_space
+from search.study.study_mirror import StudyMirror, study_name
+from search.sweep import runner as sensitivity
 
 TINY_SPACE = Path(__file__).with_name("tiny_space.yaml")
 SETTINGS = Settings(
@@ -156,7 +157,7 @@ def write_sweep(
 
 
 def write_diagnostics(out: Path, samples: int = 8, n: int = 40) -> Path:
-    """diagnostics.json and arrays.npz as `search.diagnostics` writes them."""
+    """diagnostics.json and arrays.npz as `search.analysis.diagnostics` writes them."""
     rng = np.random.default_rng(1)
     folder = out / "diagnostics"
     folder.mkdir(parents=True, exist_ok=True)

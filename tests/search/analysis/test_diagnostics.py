@@ -8,7 +8,7 @@ import pytest
 
 from atsuko import config as cfg
 from atsuko.errors import ConfigError
-from search.diagnostics import agreement, decider_hits, load_diagnostics, run_diagnostics
+from search.analysis.diagnostics import agreement, decider_hits, load_diagnostics, run_diagnostics
 
 
 def test_agreement_and_decider_hits_count_top_ones():

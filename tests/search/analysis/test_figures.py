@@ -9,8 +9,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from report_fixtures import write_sweep
 
-from search import figures
-from search.sensitivity import read_curves, read_plan
+from search.analysis import figures
+from search.sweep.runner import read_curves, read_plan
 
 
 @pytest.fixture

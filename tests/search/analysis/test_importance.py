@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from report_fixtures import write_search
 
-from search import importance as imp
+from search.analysis import importance as imp
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from search import bench
-from search.bench_efficiency import compare
-from search.bench_measures import (
+from search.bench import main as bench
+from search.bench.efficiency import compare
+from search.bench.measures import (
     asha_mean_epochs,
     asha_rungs,
     best_of,
@@ -27,8 +27,8 @@ from search.bench_measures import (
     truncate,
     winner_position,
 )
-from search.bench_memory import TreeSampler
-from search.bench_runner import QUICK, Runner
+from search.bench.memory import TreeSampler
+from search.bench.runner import QUICK, Runner
 
 REQUIRED = (
     "overhead_ratio",
@@ -59,7 +59,7 @@ def test_trial_window_sequential_and_concurrent():
 
 
 def test_trajectory_and_epochs_to_within():
-    from search.bench_measures import EpochResult
+    from search.bench.measures import EpochResult
 
     results = [
         EpochResult("b", 1, 2.0, wall_time=2.0),
@@ -89,7 +89,7 @@ def test_asha_rungs_and_mean_epochs():
 
 
 def test_rung_rank_correlation_and_winner_position():
-    from search.bench_measures import EpochResult
+    from search.bench.measures import EpochResult
 
     def trial(name, start, scores):
         return [EpochResult(name, e, v, start + e) for e, v in enumerate(scores, 1)]
@@ -109,7 +109,7 @@ def test_rung_rank_correlation_and_winner_position():
 
 
 def test_ratio_ceiling_counts_what_asha_spent_before_the_last_shared_trial():
-    from search.bench_measures import EpochResult, epochs_by_start, ratio_ceiling
+    from search.bench.measures import EpochResult, epochs_by_start, ratio_ceiling
 
     def trial(name, start, epochs):
         return [EpochResult(name, e, 1.0, start + e) for e in range(1, epochs + 1)]
@@ -194,7 +194,7 @@ def test_tree_sampler_counts_a_child_tree(tmp_path):
 
 
 def test_settled_memory_is_taken_while_every_trial_runs():
-    from search.bench_memory import Snapshot
+    from search.bench.memory import Snapshot
 
     sampler = TreeSampler(0)
     totals = [(8, []), (5, [1]), (6, [1, 1]), (7, [1, 1]), (7, [1, 1]), (9, [1, 1]), (1, [])]
@@ -283,14 +283,14 @@ def test_bad_flags_exit_2(capsys):
 
 
 def test_package_root_holds_the_search_package():
-    from search.bench_runner import PACKAGE_ROOT
+    from search.bench.runner import PACKAGE_ROOT
 
-    assert (PACKAGE_ROOT / "search" / "bench_child.py").is_file()
-    assert Path(bench.__file__).parent == PACKAGE_ROOT / "search"
+    assert (PACKAGE_ROOT / "search" / "bench" / "child.py").is_file()
+    assert Path(bench.__file__).parent == PACKAGE_ROOT / "search" / "bench"
 
 
 def test_repeat_figures_from_one_repeat():
-    from search.bench_overhead import repeat_figures
+    from search.bench.overhead import repeat_figures
 
     plain = {"seconds": 40.0, "load_seconds": 0.0}
     c1 = {"start": 0.0, "end": 52.0, "seconds": 52.0}
@@ -308,7 +308,7 @@ def test_repeat_figures_from_one_repeat():
 
 
 def test_memory_scale_falls_back_when_memory_is_short():
-    from search.bench_sharing import _pick_scale
+    from search.bench.sharing import _pick_scale
 
     gb = 10**9
     assert _pick_scale(4 * gb, 24 * gb) == 1.0
@@ -318,7 +318,7 @@ def test_memory_scale_falls_back_when_memory_is_short():
 
 
 def test_gpu_packing_helpers():
-    from search.bench_gpu import packing_settings, parse_smi
+    from search.bench.gpu import packing_settings, parse_smi
 
     assert parse_smi("87, 30512, 143771\n12, 5, 143771\n") == (87.0, 30512.0, 143771.0)
     assert parse_smi("[N/A], 1, 2") is None and parse_smi("") is None
@@ -331,7 +331,7 @@ def test_gpu_packing_helpers():
 
 
 def test_gpu_section_is_not_measured_without_cuda(monkeypatch, tmp_path, capsys):
-    import search.bench_gpu as bench_gpu
+    import search.bench.gpu as bench_gpu
 
     monkeypatch.setattr(bench_gpu, "cuda_device", lambda: None)
     out = bench_gpu.gpu_section(QUICK, Runner(tmp_path))
@@ -373,7 +373,7 @@ class _LoggedSearches(Runner):
 
 
 def test_efficiency_section_figures_and_report_from_the_searches_logs(tmp_path):
-    from search.bench_efficiency import efficiency_section
+    from search.bench.efficiency import efficiency_section
 
     plan = QUICK.__class__(**{**QUICK.__dict__, "eff_trials": 2, "eff_epochs": 3})
     out = efficiency_section(plan, _LoggedSearches(tmp_path))

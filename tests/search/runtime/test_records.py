@@ -9,14 +9,14 @@ import optuna
 import pytest
 
 from atsuko.config import resolve
-from search.driver import collect
-from search.export import prune_checkpoints
-from search.ray_session import dashboard_warning
-from search.records import FINAL, METRIC, STOPPED_EARLY, build, short_error, write_csv
-from search.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
-from search.space import load_space
-from search.study_mirror import StudyMirror
-from search.trainable import label_logs, make_trainable
+from search.runtime.records import FINAL, METRIC, STOPPED_EARLY, build, short_error, write_csv
+from search.runtime.session import dashboard_warning
+from search.runtime.trainable import label_logs, make_trainable
+from search.study.driver import collect
+from search.study.export import prune_checkpoints
+from search.study.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
+from search.study.space import load_space
+from search.study.study_mirror import StudyMirror
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

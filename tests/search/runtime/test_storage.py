@@ -18,8 +18,8 @@ from searchtest_util import FAST, kill_tree, rows, run, start, wait_for
 from atsuko.cli import run_cli
 from atsuko.errors import ConfigError
 from search import run as cli
-from search import storage as storage_mod
-from search.storage import CACHE_ENV, Storage, is_uri, working_dir
+from search.runtime import storage as storage_mod
+from search.runtime.storage import CACHE_ENV, Storage, is_uri, working_dir
 
 OUTPUTS = ("trials.csv", "study.db", "best_config.yaml", "summary.json", "search.json")
 

@@ -7,7 +7,7 @@ import pytest
 
 from atsuko.config import resolve, validate
 from atsuko.errors import ConfigError
-from search.space import DEFAULT_SPACE, load_space
+from search.study.space import DEFAULT_SPACE, load_space
 
 SWEPT = {
     *("num_bands", "band_split", "tau_band", "tau_mod", "tau_c"),

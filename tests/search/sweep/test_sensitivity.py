@@ -16,8 +16,10 @@ from report_fixtures import TINY_SPACE, sweep_plan, write_search
 from searchtest_util import REPO, env
 
 from atsuko.errors import ConfigError
-from search import sensitivity
-from search.sensitivity import (
+from search.settings import Settings
+from search.study.space import Param
+from search.sweep import runner as sensitivity
+from search.sweep.runner import (
     Plan,
     curve_rows,
     default_metric,
@@ -26,8 +28,6 @@ from search.sensitivity import (
     sweep_values,
     write_curves,
 )
-from search.settings import Settings
-from search.space import Param
 
 
 def test_integers_take_every_value_and_log_floats_log_spaced_points():
@@ -176,7 +176,7 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path):
 
 SWEEP = """
 import json, sys
-from search.sensitivity import run_sensitivity
+from search.sweep.runner import run_sensitivity
 from search.settings import Settings
 args = json.loads(sys.argv[1])
 settings = Settings(**args.pop("settings"))
