@@ -28,16 +28,14 @@ if __package__ in (None, ""):  # run as a script: import the project, not this f
 
 from atsuko.cli import ArgumentParser, run_cli  # noqa: E402
 from atsuko.errors import ConfigError  # noqa: E402
+from search import layout
 
-HTML_FILE = "report.html"
-MD_FILE = "report.md"
-FIG_DIR = "figures"
 KNOWN = (
-    "summary.json",
-    "trials.csv",
-    "study.db",
-    "best_config.yaml",
-    "search.json",
+    layout.SUMMARY,
+    layout.TRIALS,
+    layout.STUDY,
+    layout.BEST_CONFIG,
+    layout.SETTINGS,
     "sensitivity/plan.json",
     "sensitivity/curves.csv",
     "diagnostics/diagnostics.json",
@@ -94,7 +92,7 @@ class Figures:
     """Saves each figure as a PNG for the markdown and embeds the same bytes in the HTML."""
 
     def __init__(self, out: Path):
-        self.folder = out / FIG_DIR
+        self.folder = out / layout.FIGURES_DIR
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, section: Section, fig: Any, name: str, caption: str) -> None:
@@ -107,7 +105,7 @@ class Figures:
         section.html.append(
             f'<figure><img src="{uri}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
         )
-        section.md.append(f"![{caption}]({FIG_DIR}/{name}.png)\n")
+        section.md.append(f"![{caption}]({layout.FIGURES_DIR}/{name}.png)\n")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -131,7 +129,7 @@ def best_section(out: Path, summary: dict | None) -> Section:
             f"(selected on the validation split only; train.seed {best.get('seed')})."
         )
         s.table(["parameter", "value"], [[k, v] for k, v in (best.get("params") or {}).items()])
-    path = out / "best_config.yaml"
+    path = out / layout.BEST_CONFIG
     if path.is_file():
         s.code(path.read_text(), "best_config.yaml (complete configuration)")
         s.text(f"Reproduce: python -m atsuko.train --config {path.name} --seed 1111")
@@ -252,19 +250,20 @@ def _plan_from_curves(curves: list[dict[str, Any]]) -> dict[str, Any]:
 
 def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section:
     from search.analysis import figures
-    from search.sweep import runner as sensitivity
+    from search.sweep import curves
+    from search.sweep import plan as plans
 
     s = Section("Sensitivity (one parameter at a time)")
-    folder = out / sensitivity.SENS_DIR
-    plan = sensitivity.read_plan(out)
-    curves_path = folder / sensitivity.CURVES_FILE
+    folder = out / layout.SENS_DIR
+    plan = curves.read_plan(out)
+    curves_path = folder / layout.SENS_CURVES
     if not curves_path.is_file():
         s.note(
             "No sensitivity/curves.csv: no sweep has run here"
             + (" (a sweep is planned: rerun it with the same flags to resume)." if plan else ".")
         )
         return s
-    curves = sensitivity.read_curves(curves_path)
+    curves = curves.read_curves(curves_path)
     if plan is None:
         s.note(
             "sensitivity/plan.json is missing: parameter scales and anchors are guessed "
@@ -311,7 +310,7 @@ def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section
                 figures._same(value, (plan.get("anchor") or {}).get(ds, {}).get(name))
                 for ds in plan["datasets"]
             )
-            label = sensitivity.fmt(value) + (" ★" if anchored else "")
+            label = plans.fmt(value) + (" ★" if anchored else "")
             cells = []
             for col in columns:
                 st = col[i]
@@ -412,13 +411,13 @@ def diagnostics_section(out: Path, figs: Figures) -> Section:
 
 def _sha_cached(out: Path, path: Path) -> str | None:
     """sha256 of a data file, remembered per (path, size, mtime) in OUT/figures/."""
-    from search.sweep.runner import sha256_file
+    from search.provenance import sha256_file
 
     if not path.is_file():
         return None
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
-    cache_path = out / FIG_DIR / ".sha256.json"
+    cache_path = out / layout.FIGURES_DIR / ".sha256.json"
     cache = _read_json(cache_path) or {}
     if key not in cache:
         cache[key] = sha256_file(path)
@@ -427,15 +426,10 @@ def _sha_cached(out: Path, path: Path) -> str | None:
 
 
 def _versions() -> list[list[str]]:
-    from importlib.metadata import PackageNotFoundError, version
+    from search.provenance import versions
 
     rows = [["python", platform.python_version()]]
-    for name in PACKAGES:
-        try:
-            rows.append([name, version(name)])
-        except PackageNotFoundError:
-            continue
-    return rows
+    return rows + [[name, v] for name, v in versions(PACKAGES).items()]
 
 
 def _hardware() -> list[list[str]]:
@@ -469,9 +463,9 @@ def facts_section(out: Path, summary: dict | None, trials: Any) -> Section:
     from atsuko import config as cfg
 
     s = Section("Run facts")
-    search = _read_json(out / "search.json") or {}
-    plan = _read_json(out / "sensitivity" / "plan.json") or {}
-    diag = _read_json(out / "diagnostics" / "diagnostics.json") or {}
+    search = _read_json(out / layout.SETTINGS) or {}
+    plan = _read_json(out / layout.SENS_DIR / layout.SENS_PLAN) or {}
+    diag = _read_json(out / layout.DIAG_DIR / layout.DIAG_JSON) or {}
     seeds = []
     if search:
         seeds.append(["search sampler seed", search.get("seed")])
@@ -494,8 +488,8 @@ def facts_section(out: Path, summary: dict | None, trials: Any) -> Section:
     if seeds:
         s.table(["seeds", "value"], seeds)
     data_rows = []
-    base_path = out / "base_config.yaml"
-    for name in ("base_config.yaml", "best_config.yaml"):
+    base_path = out / layout.BASE_CONFIG
+    for name in (layout.BASE_CONFIG, layout.BEST_CONFIG):
         if (out / name).is_file():
             base_path = out / name
             break
@@ -647,17 +641,17 @@ def build_report(
     from search.analysis import importance as imp
 
     out = check_out(out)
-    existing = _read_json(out / imp.IMPORTANCE_FILE) or {}
+    existing = _read_json(out / layout.IMPORTANCE) or {}
     method = importance or existing.get("method") or "pedanova"
     if method not in imp.METHODS:
         raise ConfigError(f"--importance {method}: expected one of {', '.join(imp.METHODS)}")
-    summary = _read_json(out / "summary.json")
+    summary = _read_json(out / layout.SUMMARY)
     trials = imp.load(out)
     analysis = None
     if trials is not None:
         analysis = imp.analyse(out, method)
         if analysis is not None:
-            (out / imp.IMPORTANCE_FILE).write_text(
+            (out / layout.IMPORTANCE).write_text(
                 json.dumps(analysis, indent=2, default=imp._json_default) + "\n"
             )
     figs = Figures(out)
@@ -681,17 +675,17 @@ def build_report(
             else " The search has not finished: this report shows what its folder holds so far."
         )
     ]
-    html_path, md_path = out / HTML_FILE, out / MD_FILE
+    html_path, md_path = out / layout.REPORT_HTML, out / layout.REPORT_MD
     html_path.write_text(render_html(title, intro, sections))
     md_path.write_text(render_md(title, intro, sections))
     return html_path, md_path
 
 
 def _dataset_guess(out: Path) -> str | None:
-    search = _read_json(out / "search.json") or {}
+    search = _read_json(out / layout.SETTINGS) or {}
     if search.get("dataset"):
         return search["dataset"]
-    plan = _read_json(out / "sensitivity" / "plan.json") or {}
+    plan = _read_json(out / layout.SENS_DIR / layout.SENS_PLAN) or {}
     return ", ".join(plan.get("datasets") or []) or None
 
 

@@ -18,10 +18,9 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
+from search import layout
 from search.runtime.storage import Storage
 
-SETTINGS_FILE = "search.json"
-BASE_CONFIG_FILE = "base_config.yaml"
 FINAL_SEED0 = 1111  # the field reports seeds 1111..1115
 
 SMOKE = {  # --smoke-test: tiny and fast, for CI (explicit flags still win)
@@ -161,8 +160,8 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
 def save(s: Settings, base: Config) -> None:
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS_FILE).write_text(json.dumps(s.to_json(), indent=2) + "\n")
-    cfg.write(base, out / BASE_CONFIG_FILE)
+    (out / layout.SETTINGS).write_text(json.dumps(s.to_json(), indent=2) + "\n")
+    cfg.write(base, out / layout.BASE_CONFIG)
 
 
 def load(folder: str | Path) -> Settings:
@@ -177,10 +176,10 @@ def load(folder: str | Path) -> Settings:
             store.download()
         except OSError as exc:
             raise ConfigError(f"--resume {shown}: cannot read it ({exc})") from None
-    path = store.local_dir / SETTINGS_FILE
+    path = store.local_dir / layout.SETTINGS
     if not path.is_file():
         raise ConfigError(
-            f"--resume {shown}: no {SETTINGS_FILE} there; expected the --out folder of a search"
+            f"--resume {shown}: no {layout.SETTINGS} there; expected the --out folder of a search"
         )
     try:
         doc = json.loads(path.read_text())
@@ -193,4 +192,4 @@ def load(folder: str | Path) -> Settings:
 
 def load_base(folder: str | Path) -> Config:
     """The base configuration saved next to the search (exactly what its trials used)."""
-    return cfg.from_dict(cfg.read_yaml(Path(folder) / BASE_CONFIG_FILE))
+    return cfg.from_dict(cfg.read_yaml(Path(folder) / layout.BASE_CONFIG))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from atsuko.config import DATASETS
 from atsuko.errors import AtsukoError, ConfigError
+from search import layout
 
 SWEEP_ONLY = ("seeds", "around", "points", "with_test", "metric")
 
@@ -78,7 +79,7 @@ def sweep(args: argparse.Namespace, names: list[str]) -> int:
     if not names:
         raise ConfigError("--dataset is required (one or more of: " + ", ".join(DATASETS) + ")")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = args.out or str(Path("runs") / "sensitivity" / f"{'-'.join(names)}-{stamp}")
+    out = args.out or str(Path("runs") / layout.SENS_DIR / f"{'-'.join(names)}-{stamp}")
     if Storage(out).remote:
         raise ConfigError(f"--out {out}: a sensitivity sweep writes to a folder (local or shared)")
     params = [p.strip() for p in args.sensitivity.split(",") if p.strip()]

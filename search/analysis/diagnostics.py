@@ -28,10 +28,8 @@ import torch
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
+from search import layout
 
-DIAG_DIR = "diagnostics"
-JSON_FILE = "diagnostics.json"
-ARRAYS_FILE = "arrays.npz"
 VARIANTS = {  # name -> (use_sbr, use_mcm)
     "full": (True, True),
     "no_mcm": (True, False),
@@ -42,7 +40,7 @@ VARIANTS = {  # name -> (use_sbr, use_mcm)
 
 def best_config(out: Path, config: str | Path | None = None, **overrides: Any) -> Config:
     """The configuration to diagnose: `config`, else the search's `best_config.yaml`."""
-    path = Path(config) if config else out / "best_config.yaml"
+    path = Path(config) if config else out / layout.BEST_CONFIG
     if not path.is_file():
         raise ConfigError(
             f"diagnostics: no {path.name} in {path.parent}; finish a search first or give a "
@@ -140,7 +138,7 @@ def run_diagnostics(
 ) -> Path:
     """Train the four variants of the best config and write the diagnostics; returns the JSON."""
     from atsuko.data import load_from_config
-    from search.sweep.runner import _versions, sha256_file
+    from search.provenance import sha256_file, versions
 
     out = Path(out)
     overrides: dict[str, Any] = {"train.device": device}
@@ -155,7 +153,7 @@ def run_diagnostics(
     picked = np.sort(rng.choice(len(test), size=min(samples, len(test)), replace=False))
     embed = np.sort(rng.choice(len(test), size=min(tsne_points, len(test)), replace=False))
     doc: dict[str, Any] = {
-        "config": str(config or out / "best_config.yaml"),
+        "config": str(config or out / layout.BEST_CONFIG),
         "dataset": base.data.dataset,
         "task": dataset.spec.task,
         "epochs": base.train.epochs,
@@ -166,7 +164,7 @@ def run_diagnostics(
         "variants": {},
         "data": {"source": dataset.source, "sha256": sha256_file(dataset.source)},
         "planted": dataset.planted,
-        "versions": _versions(),
+        "versions": versions(),
     }
     arrays: dict[str, np.ndarray] = {"samples": picked, "tsne_index": embed}
     outputs = {}
@@ -210,10 +208,10 @@ def run_diagnostics(
     for name in VARIANTS:
         arrays[f"tsne_{name}"] = tsne(outputs[name]["z"][embed], seed)  # (N, 2)
     doc["seconds"] = time.time() - start
-    folder = out / DIAG_DIR
+    folder = out / layout.DIAG_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(folder / ARRAYS_FILE, **arrays)
-    path = folder / JSON_FILE
+    np.savez_compressed(folder / layout.DIAG_ARRAYS, **arrays)
+    path = folder / layout.DIAG_JSON
     path.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
     if log:
         log(f"diagnostics: {path}")
@@ -230,10 +228,10 @@ def _plain(value: Any) -> Any:
 
 def load_diagnostics(out: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     """The JSON and arrays written by `run_diagnostics` (None if absent or unreadable)."""
-    folder = Path(out) / DIAG_DIR
+    folder = Path(out) / layout.DIAG_DIR
     try:
-        doc = json.loads((folder / JSON_FILE).read_text())
-        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as npz:
+        doc = json.loads((folder / layout.DIAG_JSON).read_text())
+        with np.load(folder / layout.DIAG_ARRAYS, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, json.JSONDecodeError):
         return None

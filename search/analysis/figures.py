@@ -52,7 +52,7 @@ def curve_stats(
     curves: list[dict[str, Any]], plan: dict[str, Any], dataset: str, parameter: str, column: str
 ) -> list[dict[str, Any]]:
     """Per swept value (plan order): mean, std and count over seeds of `column`."""
-    from search.sweep.runner import fmt
+    from search.sweep.plan import fmt
 
     spec = next(p for p in plan["params"] if p["name"] == parameter)
     out = []
@@ -131,7 +131,7 @@ def draw_sensitivity(
 
 
 def _same(a: Any, b: Any) -> bool:
-    from search.sweep.runner import same
+    from search.sweep.plan import same
 
     return same(a, b)
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-IMPORTANCE_FILE = "importance.json"
+from search import layout
+
 METHODS = ("pedanova", "fanova")
 CLUSTER_NOTE = (
     "Sampled trials cluster where the sampler went, so importance and marginal curves describe "
@@ -157,8 +158,8 @@ def _space_kinds(out: Path | None) -> dict[str, dict[str, Any]]:
     try:
         if out is None:
             space = load_space(DEFAULT_SPACE, Config())
-        elif (out / "space.yaml").is_file() and (out / "base_config.yaml").is_file():
-            space = load_space(out / "space.yaml", load_base(out))
+        elif (out / layout.SPACE_COPY).is_file() and (out / layout.BASE_CONFIG).is_file():
+            space = load_space(out / layout.SPACE_COPY, load_base(out))
         else:
             return {}
     except (AtsukoError, OSError):
@@ -178,7 +179,7 @@ def _fits(kind: dict[str, Any], trials: list[Trial], name: str) -> bool:
 
 def _selection(out: Path, fallback_mode: str | None = None) -> tuple[str, str]:
     """The search's selection metric and mode: summary.json, else base_config + dataset spec."""
-    summary = out / "summary.json"
+    summary = out / layout.SUMMARY
     if summary.is_file():
         try:
             sel = json.loads(summary.read_text())["select"]
@@ -213,7 +214,7 @@ def load(out: str | Path) -> Trials | None:
     """The trials of the search in `out` (study.db first, then trials.csv); None if neither."""
     out = Path(out)
     notes: list[str] = []
-    csv_path, db_path = out / "trials.csv", out / "study.db"
+    csv_path, db_path = out / layout.TRIALS, out / layout.STUDY
     from_csv = read_trials_csv(csv_path) if csv_path.is_file() else None
     kinds = _space_kinds(out)
     if db_path.is_file():
@@ -222,7 +223,7 @@ def load(out: str | Path) -> Trials | None:
             trials, dist_kinds = _from_study(study, from_csv)
             metric, _ = _selection(out)
             mode = "min" if study.direction.name == "MINIMIZE" else "max"
-            return Trials(trials, "study.db", metric, mode, {**dist_kinds, **kinds}, notes)
+            return Trials(trials, layout.STUDY, metric, mode, {**dist_kinds, **kinds}, notes)
         except Exception as exc:  # noqa: BLE001 - a half-written file: fall back to the CSV
             notes.append(
                 f"study.db could not be read ({type(exc).__name__}: {exc}); used trials.csv"
@@ -238,7 +239,7 @@ def load(out: str | Path) -> Trials | None:
             k: known[k] if k in known and _fits(known[k], from_csv, k) else guess
             for k, guess in _infer_kinds(from_csv).items()
         }
-    return Trials(from_csv, "trials.csv", metric, mode, kinds, notes)
+    return Trials(from_csv, layout.TRIALS, metric, mode, kinds, notes)
 
 
 def _from_study(study: Any, from_csv: list[Trial] | None) -> tuple[list[Trial], dict]:
@@ -457,7 +458,7 @@ def write_importance(out: str | Path, method: str = "pedanova") -> Path | None:
     doc = analyse(out, method)
     if doc is None:
         return None
-    path = Path(out) / IMPORTANCE_FILE
+    path = Path(out) / layout.IMPORTANCE
     path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     return path
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ class TrialRecord:
     error: str = ""
     path: str = ""  # the trial's folder under --out/tune
     scores: dict[int, float] = field(default_factory=dict)  # epoch -> best score so far
+    checkpoint: str = ""  # the trial's last checkpoint (not in trials.csv)
 
     def row(self, param_names: Iterable[str], metric_names: Iterable[str]) -> dict[str, Any]:
         out = {
@@ -166,7 +168,5 @@ def write_csv(
 
 
 def counts(records: Iterable[TrialRecord]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in records:
-        out[r.state] = out.get(r.state, 0) + 1
-    return out
+    """How many records are in each state (in order of first appearance)."""
+    return dict(Counter(r.state for r in records))

@@ -166,27 +166,3 @@ def _url(dashboard: str | None) -> str | None:
     if not dashboard:
         return None
     return dashboard if dashboard.startswith("http") else f"http://{dashboard}"
-
-
-def describe(session: RaySession, out: Path) -> str:
-    """The monitoring block printed when a search starts."""
-    tune_dir = out / "tune"
-    lines = ["", "Monitoring"]
-    if session.dashboard_url:
-        lines.append(
-            f"  Ray dashboard   {session.dashboard_url}  (access token: {token_location()})"
-        )
-    if session.metrics_port:
-        host = session.node_ip if not session.started_local else LOOPBACK
-        lines.append(
-            f"  Ray metrics     http://{host}:{session.metrics_port}/metrics  "
-            "(ray_atsuko_trial_* gauges per trial; scrape with Prometheus)"
-        )
-    lines += [
-        f"  TensorBoard     tensorboard --logdir {tune_dir} --host 127.0.0.1",
-        f"  Optuna study    optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",
-        f"  Trials so far   {out / 'trials.csv'}",
-        f"  Resume          python search/run.py --resume {out}",
-        "",
-    ]
-    return "\n".join(lines)

@@ -107,21 +107,52 @@ def train_trial(
         tune.report({**progress["last"], "wall_time": time.time()})
 
 
+def point_trial(
+    config: dict[str, Any],
+    *,
+    datasets: dict[str, SharedData],
+    bases: dict[str, dict[str, Any]],
+    points: dict[str, tuple[str, dict[str, Any]]],
+    cpus: float,
+) -> None:
+    """The trainable of a grid (a sweep): `config['point']` labels a (dataset, overrides) pair,
+    trained as the search's own trial on that dataset."""
+    name, changes = points[config["point"]]
+    train_trial(dict(changes), data=datasets[name], base=bases[name], cpus=cpus)
+
+
 def _actor_repr(self: Any) -> str:
     return f"atsuko_{self.dataset_name}"
 
 
+def _trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
+    """`fn` (with its parameters bound) as a Tune trainable class with resources; its actors
+    show in the Ray dashboard as `atsuko_<name>` (the actor's repr), its trials as
+    `<name>_<trial id>` (see `search.runtime.tuner.trial_name`)."""
+    fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
+    wrapped = wrap_function(fn)
+    return type("AtsukoTrial", (wrapped,), {"dataset_name": name, "__repr__": _actor_repr})
+
+
 def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: float) -> type:
-    """The trainable class for `Tuner`: data in the object store, resources, readable actors.
+    """The trainable class of a search: data in the object store, resources, readable actors.
 
     Its actors show in the Ray dashboard as `atsuko_<dataset>` (the actor's repr; an actor
     runs one trial after another), their log lines as `atsuko_<dataset>_<trial id>`.
     """
     fn = tune.with_parameters(train_trial, data=data, base=base, cpus=cpus)
-    fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
-    wrapped = wrap_function(fn)
-    return type(
-        "AtsukoTrial",
-        (wrapped,),
-        {"dataset_name": base["data"]["dataset"], "__repr__": _actor_repr},
-    )
+    return _trainable(fn, base["data"]["dataset"], cpus, gpus)
+
+
+def make_grid_trainable(
+    datasets: dict[str, SharedData],
+    bases: dict[str, dict[str, Any]],
+    points: dict[str, tuple[str, dict[str, Any]]],
+    cpus: float,
+    gpus: float,
+    name: str = "sens",
+) -> type:
+    """The trainable class of a sweep: as `make_trainable`, for several datasets and labelled
+    grid points (trials `sens_<trial id>`)."""
+    fn = tune.with_parameters(point_trial, datasets=datasets, bases=bases, points=points, cpus=cpus)
+    return _trainable(fn, name, cpus, gpus)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from search import layout
 from search.runtime import trial_metrics
 from search.runtime.records import STOPPED_EARLY, TrialRecord, build, counts, write_csv
 from search.runtime.storage import Storage
@@ -87,7 +88,7 @@ class SearchOutputs(Callback):
     def write(self, trials: list, finishing: Any = None) -> list[TrialRecord]:
         try:
             records = [trial_record(t, t is finishing) for t in trials]
-            write_csv(records, self.out / "trials.csv", self.param_names)
+            write_csv(records, self.out / layout.TRIALS, self.param_names)
             self.mirror.add(records)
             trial_metrics.publish_search(self.dataset, counts(records))
             return records

@@ -1,13 +1,12 @@
 """Build and run the search: dataset once, Ray, the Tuner (or its restore), then the outputs.
 
-One function, `run`, does it all for `search/run.py`; `build_tuner` is the one place where the
-searcher, scheduler, resources, storage and callbacks are put together. Every check of the
+One function, `run`, does it all for `search/run.py`; `search_tuner` puts the searcher and the
+scheduler on the Tune path that sweeps share (`search.runtime.tuner`). Every check of the
 user's input (flags, space, configuration, dataset) happens before Ray starts.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import shutil
@@ -19,8 +18,10 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError, DataError
+from search import layout
 from search.runtime import session as ray_session
-from search.runtime.records import FINAL, METRIC, TrialRecord, build, write_csv
+from search.runtime import tuner
+from search.runtime.records import METRIC, TrialRecord, write_csv
 from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
@@ -28,18 +29,11 @@ from search.study import export
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
 
-TUNE_DIR = "tune"
-SPACE_COPY = "space.yaml"
 ASHA_REDUCTION = 4  # each ASHA rung keeps the best quarter of the trials that reach it
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def trial_name(dataset: str, trial: Any) -> str:
-    """Trial names and folders: `<dataset>_<trial id>`."""
-    return f"{dataset}_{trial.trial_id}"
 
 
 def load_dataset(config: Config) -> Any:
@@ -95,14 +89,16 @@ def prepare(settings: Settings, resume: bool) -> Job:
     store = settings.storage
     out, where = store.local_dir, store.location
     if resume:
-        if not store.has_folder(TUNE_DIR):
-            raise ConfigError(f"--resume {where}: no '{TUNE_DIR}' folder; the search never started")
-        if (out / "summary.json").is_file():
+        if not store.has_folder(layout.TUNE_DIR):
+            raise ConfigError(
+                f"--resume {where}: no '{layout.TUNE_DIR}' folder; the search never started"
+            )
+        if (out / layout.SUMMARY).is_file():
             raise SearchDone(f"the search in {where} is complete; its results are in {where}")
         base = load_base(out)
-        space_file: Path | str | None = out / SPACE_COPY
+        space_file: Path | str | None = out / layout.SPACE_COPY
     else:
-        if store.has_file("search.json"):
+        if store.has_file(layout.SETTINGS):
             raise ConfigError(
                 f"--out {where} already holds a search; continue it with --resume {where} "
                 "or choose another --out"
@@ -149,7 +145,7 @@ def check_resources(settings: Settings) -> int:
     return settings.concurrency
 
 
-def build_tuner(
+def search_tuner(
     settings: Settings,
     *,
     trainable: type,
@@ -160,9 +156,8 @@ def build_tuner(
     concurrency: int,
     callbacks: list,
 ) -> Any:
-    """The Tuner: OptunaSearch (seeded sampler), ASHA or none, storage, retries, callbacks."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    """The search's Tuner: OptunaSearch (seeded sampler), ASHA or none, on the shared path."""
+    from ray.tune.schedulers import ASHAScheduler
 
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
 
@@ -172,6 +167,7 @@ def build_tuner(
         mode=metric_mode,
         sampler=make_sampler(settings.sampler, settings.seed),
     )
+    scheduler = None  # FIFO
     if settings.scheduler == "asha":
         grace = settings.grace_period or max(1, max_epochs // 8)
         scheduler = ASHAScheduler(
@@ -180,81 +176,21 @@ def build_tuner(
             grace_period=min(grace, max_epochs),
             reduction_factor=ASHA_REDUCTION,
         )
-    else:
-        scheduler = FIFOScheduler()
-    namer = functools.partial(trial_name, trainable.dataset_name)
-    return tune.Tuner(
+    return tuner.build_tuner(
         trainable,
-        tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode=metric_mode,
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=settings.num_samples,
-            max_concurrent_trials=concurrency,
-            time_budget_s=settings.time_budget,
-            trial_name_creator=namer,
-            trial_dirname_creator=namer,
-            reuse_actors=True,  # one worker runs trial after trial (no process start each)
+        storage_path=settings.storage.location,
+        concurrency=concurrency,
+        max_failures=settings.max_failures,
+        reporter=tuner.progress_table(
+            {"score": f"valid {metric_name}", METRIC: "best"}, space.names[:5]
         ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=settings.storage.location,  # a folder or a URI: Tune writes there
-            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=callbacks,
-            progress_reporter=progress_table(space, metric_name),
-            verbose=1,
-        ),
+        metric_mode=metric_mode,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=settings.num_samples,
+        time_budget=settings.time_budget,
+        callbacks=callbacks,
     )
-
-
-def progress_table(space: Space, metric: str) -> Any:
-    """Tune's progress table: epoch and scores, and the first few searched parameters."""
-    from ray import tune
-
-    return tune.CLIReporter(
-        metric_columns={"epoch": "epoch", "score": f"valid {metric}", METRIC: "best"},
-        parameter_columns=list(space.names[:5]),
-        max_report_frequency=15,
-    )
-
-
-def _progress_scores(result: Any) -> dict[int, float]:
-    """Epoch -> best score so far, from the trial's progress table as Tune read it from
-    storage (where `result.path` is not a local folder, e.g. on s3://)."""
-    frame = getattr(result, "metrics_dataframe", None)
-    if frame is None or "epoch" not in frame or METRIC not in frame:
-        return {}
-    pairs = zip(frame["epoch"], frame[METRIC], strict=True)
-    return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
-
-
-def collect(results: Any, dataset: str, finished: bool, max_epochs: int) -> list[TrialRecord]:
-    """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
-    (time budget), else RUNNING/PENDING (interrupted: --resume continues them). A trial whose
-    last result is its final epoch (marked by the trainable; or all `max_epochs`, for results
-    of older runs) is complete even when that result lacks `done`: it ended just before a
-    killed driver's last snapshot, which --resume restores as it was."""
-    records = []
-    for result in results:
-        last = dict(result.metrics or {})
-        trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
-        if result.error is not None:
-            status = "ERROR"
-        elif last.get("done") or last.get(FINAL) or int(last.get("epoch") or 0) >= max_epochs:
-            status = "TERMINATED"
-            last["done"] = True
-        else:
-            status = "STOPPED" if finished and last else "RUNNING"
-        error = str(result.error) if result.error is not None else ""
-        record = build(
-            trial_id, result.config or {}, last, status=status, error=error, path=result.path
-        )
-        if not Path(result.path).is_dir():
-            record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))
-        records.append(record)
-    return records
 
 
 def run(settings: Settings, resume: bool = False) -> int:
@@ -295,8 +231,6 @@ def upload(store: Storage) -> None:
 
 
 def _search(job: Job, session: ray_session.RaySession) -> int:
-    from ray import tune
-
     from search.runtime.shared_data import share
     from search.runtime.trainable import make_trainable
     from search.study.callbacks import SearchOutputs
@@ -306,13 +240,13 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     if not job.resume:  # the search starts: record what --resume needs
         store.reset_working_dir()  # a URI's local folder may hold an earlier search's files
         save(settings, job.base)
-        shutil.copyfile(space.source, out / SPACE_COPY)
+        shutil.copyfile(space.source, out / layout.SPACE_COPY)
         try:
             store.upload()
         except OSError as exc:
             raise ConfigError(f"--out {store.location}: cannot write there ({exc})") from None
     max_epochs = job.base.train.epochs
-    mirror = StudyMirror(out / "study.db", study_name(job.name), job.mode, space.distributions())
+    mirror = StudyMirror(out / layout.STUDY, study_name(job.name), job.mode, space.distributions())
     _say(
         f"{'Resuming' if job.resume else 'Searching'} {job.name}: {settings.num_samples} trials "
         f"of up to {max_epochs} epochs, {concurrency} at once ({settings.cpus_per_trial:g} CPU, "
@@ -328,16 +262,14 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
     if job.resume:
-        tuner = tune.Tuner.restore(
-            store.join(TUNE_DIR), trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
+        runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:
         callbacks = [SearchOutputs(store, job.name, space.names, max_epochs, mirror)]
         if store.remote:  # after SearchOutputs: copies what it has just rewritten
             from search.runtime.storage_sync import StorageSync
 
             callbacks.append(StorageSync(store))
-        tuner = build_tuner(
+        runner = search_tuner(
             settings,
             trainable=trainable,
             space=space,
@@ -349,14 +281,14 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         )
     start = time.time()
     try:
-        results = tuner.fit()
+        results = runner.fit()
     except KeyboardInterrupt:
         _say(f"\nInterrupted. Resume with: python search/run.py --resume {store.location}")
         return 130
     elapsed = time.time() - start
     budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
-    records = collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
-    write_csv(records, out / "trials.csv", space.names)
+    records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
+    write_csv(records, out / layout.TRIALS, space.names)
     mirror.sync(records)
     unfinished = [r for r in records if r.state in ("RUNNING", "PENDING")]
     if not budget_hit and (unfinished or len(records) < settings.num_samples):
@@ -376,7 +308,7 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
     if best is None:
         _say("No trial ran to completion: no best configuration (see trials.csv for errors).")
     else:
-        best_config = export.write_best_config(job.base, job.space, best, out / "best_config.yaml")
+        best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
         if settings.seeds:
             _say(f"Re-training the best configuration with seeds {settings.seeds} ...")
         runs = export.final_runs(
@@ -397,28 +329,31 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         runs=runs,
         ended=ended,
     )
-    export.write_summary(doc, out / "summary.json")
-    keep = trial_name(job.name, best) if best else None
+    export.write_summary(doc, out / layout.SUMMARY)
+    keep = f"{job.name}_{best.trial_id}" if best else None
     if job.storage.remote:
-        job.storage.prune_checkpoints(TUNE_DIR, keep)
+        job.storage.prune_checkpoints(layout.TUNE_DIR, keep)
     else:
-        export.prune_checkpoints(out / TUNE_DIR, keep=keep)
+        export.prune_checkpoints(out / layout.TUNE_DIR, keep=keep)
     _say(report(doc, out, job.storage))
     return 0 if best is not None else 1
 
 
 def describe(session: ray_session.RaySession, store: Storage) -> str:
     """The monitoring block; for a URI, TensorBoard and --resume point at the URI."""
-    text = ray_session.describe(session, store.local_dir)
-    if not store.remote:
-        return text
     local = store.local_dir
-    text = text.replace(f"--logdir {local / TUNE_DIR} ", f"--logdir {store.join(TUNE_DIR)} ")
-    text = text.replace(f"--resume {local}", f"--resume {store.location}")
-    return text.rstrip("\n") + (
-        f"\n  Results         {store.location} (trials and checkpoints; the driver's files "
-        f"are copied there from {local})\n"
-    )
+    more = [
+        f"  Optuna study    optuna-dashboard sqlite:///{local / layout.STUDY} --host 127.0.0.1",
+        f"  Trials so far   {local / layout.TRIALS}",
+        f"  Resume          python search/run.py --resume {store.location}",
+    ]
+    if store.remote:
+        more.append(
+            f"  Results         {store.location} (trials and checkpoints; the driver's files "
+            f"are copied there from {local})"
+        )
+    tune_dir = store.join(layout.TUNE_DIR) if store.remote else local / layout.TUNE_DIR
+    return tuner.describe(session, tune_dir, *more)
 
 
 def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
@@ -446,10 +381,10 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
         )
     remote = store is not None and store.remote
     where = store.location if remote else str(out)
-    tune_dir = store.join(TUNE_DIR) if remote else str(out / TUNE_DIR)
+    tune_dir = store.join(layout.TUNE_DIR) if remote else str(out / layout.TUNE_DIR)
     lines += [
         f"Outputs in {where}: best_config.yaml, trials.csv, study.db, summary.json, "
-        f"{TUNE_DIR}/ (trials, checkpoints, TensorBoard events)",
+        f"{layout.TUNE_DIR}/ (trials, checkpoints, TensorBoard events)",
         f"TensorBoard: tensorboard --logdir {tune_dir} --host 127.0.0.1",
         *([f"Local copy of the driver's files: {out}"] if remote else []),
         f"Optuna dashboard: optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",

@@ -19,6 +19,7 @@ from typing import Any
 
 from atsuko import config as cfg
 from atsuko.config import Config
+from search import layout
 from search.runtime.records import TrialRecord, counts
 from search.runtime.shared_data import SharedData
 from search.study.space import Space
@@ -125,9 +126,9 @@ def summary(
             "runs": runs,
         },
         "outputs": {
-            "best_config": "best_config.yaml" if best is not None else None,
-            "trials": "trials.csv",
-            "study": "study.db",
+            "best_config": layout.BEST_CONFIG if best is not None else None,
+            "trials": layout.TRIALS,
+            "study": layout.STUDY,
             "tensorboard": "tune",
         },
     }

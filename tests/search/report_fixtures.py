@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from atsuko import config as cfg
+from search import layout
 from search.runtime.records import TrialRecord, write_csv
 from search.settings import Settings, base_config
 from search.study import export
 from search.study.space import load_space
 from search.study.study_mirror import StudyMirror, study_name
-from search.sweep import runner as sensitivity
+from search.sweep import curves
+from search.sweep import plan as plans
 
 TINY_SPACE = Path(__file__).with_name("tiny_space.yaml")
 SETTINGS = Settings(
@@ -80,15 +82,15 @@ def write_search(out: Path, *, n: int = 12, finished: bool = True, running: int 
     out.mkdir(parents=True, exist_ok=True)
     base, _ = base_config(SETTINGS)
     space = load_space(TINY_SPACE, base)
-    (out / "search.json").write_text(json.dumps(SETTINGS.to_json(), indent=2))
-    cfg.write(base, out / "base_config.yaml")
-    (out / "space.yaml").write_text(TINY_SPACE.read_text())
+    (out / layout.SETTINGS).write_text(json.dumps(SETTINGS.to_json(), indent=2))
+    cfg.write(base, out / layout.BASE_CONFIG)
+    (out / layout.SPACE_COPY).write_text(TINY_SPACE.read_text())
     records = make_records(n, running=running)
-    write_csv(records, out / "trials.csv", space.names)
-    StudyMirror(out / "study.db", study_name("mosei"), "min", space.distributions()).sync(records)
+    write_csv(records, out / layout.TRIALS, space.names)
+    StudyMirror(out / layout.STUDY, study_name("mosei"), "min", space.distributions()).sync(records)
     if finished:
         best = export.best_record(records, "min")
-        best_config = export.write_best_config(base, space, best, out / "best_config.yaml")
+        best_config = export.write_best_config(base, space, best, out / layout.BEST_CONFIG)
         runs = [
             {
                 "dataset": "mosei",
@@ -110,7 +112,7 @@ def write_search(out: Path, *, n: int = 12, finished: bool = True, running: int 
             runs=runs,
             ended="complete",
         )
-        export.write_summary(doc, out / "summary.json")
+        export.write_summary(doc, out / layout.SUMMARY)
     return out
 
 
@@ -118,14 +120,14 @@ def sweep_plan(
     out: Path, datasets=("mosi", "mosei"), params=("num_bands", "tau_mod"), seeds=3, points=4
 ):
     settings = Settings(synthetic=True, scale=0.05, max_epochs=2, space=str(TINY_SPACE))
-    return sensitivity.plan_sweep(
+    return plans.plan_sweep(
         list(datasets), list(params), seeds=seeds, points=points, out=out, settings=settings
     )
 
 
 def write_sweep(
     out: Path, datasets=("mosi", "mosei"), params=("num_bands", "tau_mod"), seeds=3, drop=0
-) -> sensitivity.Plan:
+) -> plans.Plan:
     """plan.json and curves.csv of a sweep with made-up, smooth scores (`drop` points missing)."""
     plan = sweep_plan(out, datasets, params, seeds)
     rng = np.random.default_rng(0)
@@ -144,22 +146,20 @@ def write_sweep(
         }
     for label in list(outcomes)[: drop or 0]:
         del outcomes[label]
-    folder = out / sensitivity.SENS_DIR
+    folder = out / layout.SENS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     doc = plan.to_json()
     doc["data"] = {ds: {"source": f"synthetic-{ds}.pkl", "sha256": "0" * 64} for ds in datasets}
     doc["wall_seconds"] = 12.0
-    (folder / sensitivity.PLAN_FILE).write_text(json.dumps(doc, indent=2))
-    sensitivity.write_curves(
-        sensitivity.curve_rows(plan, outcomes), folder / sensitivity.CURVES_FILE
-    )
+    (folder / layout.SENS_PLAN).write_text(json.dumps(doc, indent=2))
+    curves.write_curves(curves.curve_rows(plan, outcomes), folder / layout.SENS_CURVES)
     return plan
 
 
 def write_diagnostics(out: Path, samples: int = 8, n: int = 40) -> Path:
     """diagnostics.json and arrays.npz as `search.analysis.diagnostics` writes them."""
     rng = np.random.default_rng(1)
-    folder = out / "diagnostics"
+    folder = out / layout.DIAG_DIR
     folder.mkdir(parents=True, exist_ok=True)
     mods = ["audio", "text", "vision"]
 
@@ -177,7 +177,7 @@ def write_diagnostics(out: Path, samples: int = 8, n: int = 40) -> Path:
     }
     for name in ("full", "no_mcm", "no_sbr", "baseline"):
         arrays[f"tsne_{name}"] = rng.normal(size=(n, 2))
-    np.savez_compressed(folder / "arrays.npz", **arrays)
+    np.savez_compressed(folder / layout.DIAG_ARRAYS, **arrays)
     variants = {
         name: {
             "use_sbr": sbr,
@@ -194,7 +194,7 @@ def write_diagnostics(out: Path, samples: int = 8, n: int = 40) -> Path:
         }.items()
     }
     doc = {
-        "config": str(out / "best_config.yaml"),
+        "config": str(out / layout.BEST_CONFIG),
         "dataset": "mosei",
         "task": "regression",
         "epochs": 2,
@@ -218,5 +218,5 @@ def write_diagnostics(out: Path, samples: int = 8, n: int = 40) -> Path:
         "planted_hits": {"complementarity_top": {"text": 0.8, "audio": 0.7, "vision": 0.6}},
         "seconds": 5.0,
     }
-    (folder / "diagnostics.json").write_text(json.dumps(doc, indent=2))
+    (folder / layout.DIAG_JSON).write_text(json.dumps(doc, indent=2))
     return folder

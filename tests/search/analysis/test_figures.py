@@ -10,7 +10,7 @@ from matplotlib.patches import Rectangle
 from report_fixtures import write_sweep
 
 from search.analysis import figures
-from search.sweep.runner import read_curves, read_plan
+from search.sweep.curves import read_curves, read_plan
 
 
 @pytest.fixture

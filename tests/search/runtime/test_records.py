@@ -12,7 +12,7 @@ from atsuko.config import resolve
 from search.runtime.records import FINAL, METRIC, STOPPED_EARLY, build, short_error, write_csv
 from search.runtime.session import dashboard_warning
 from search.runtime.trainable import label_logs, make_trainable
-from search.study.driver import collect
+from search.runtime.tuner import collect
 from search.study.export import prune_checkpoints
 from search.study.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
 from search.study.space import load_space

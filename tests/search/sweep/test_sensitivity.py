@@ -16,18 +16,12 @@ from report_fixtures import TINY_SPACE, sweep_plan, write_search
 from searchtest_util import REPO, env
 
 from atsuko.errors import ConfigError
+from search import layout
 from search.settings import Settings
 from search.study.space import Param
 from search.sweep import runner as sensitivity
-from search.sweep.runner import (
-    Plan,
-    curve_rows,
-    default_metric,
-    plan_sweep,
-    read_curves,
-    sweep_values,
-    write_curves,
-)
+from search.sweep.curves import curve_rows, read_curves, write_curves
+from search.sweep.plan import Plan, default_metric, plan_sweep, sweep_values
 
 
 def test_integers_take_every_value_and_log_floats_log_spaced_points():
@@ -109,8 +103,8 @@ def test_anchor_from_a_file_and_from_a_finished_search(tmp_path):
 
     search = write_search(tmp_path / "search")  # a finished search on mosei
     best = plan_sweep(["mosei"], ["num_bands"], around="best", out=search, settings=s)
-    assert best.anchor_source["mosei"].endswith("best_config.yaml")
-    written = yaml.safe_load((search / "best_config.yaml").read_text())
+    assert best.anchor_source["mosei"].endswith(layout.BEST_CONFIG)
+    written = yaml.safe_load((search / layout.BEST_CONFIG).read_text())
     assert best.anchors["mosei"].model.num_bands == written["model"]["num_bands"]
 
 
@@ -131,7 +125,7 @@ def _outcomes(plan: Plan, skip: int = 0) -> dict:
 
 def test_curves_csv_has_every_point_and_seed(tmp_path):
     plan = sweep_plan(tmp_path, seeds=2)
-    path = write_curves(curve_rows(plan, _outcomes(plan)), tmp_path / "curves.csv")
+    path = write_curves(curve_rows(plan, _outcomes(plan)), tmp_path / layout.SENS_CURVES)
     with path.open() as f:
         header = next(csv.reader(f))
     assert header[:4] == ["dataset", "parameter", "value", "seed"]
@@ -158,16 +152,16 @@ def test_curves_leave_out_points_that_never_ran_and_add_test_columns(tmp_path):
     assert all(r["test/Mult_acc_7"] == 0.2 for r in rows)
     failed = next(iter(outcomes))  # a NaN loss: the point stays, without scores
     outcomes[failed] = {"state": "ERROR", "valid": {}, "error": "NonFiniteLoss: ..."}
-    path = write_curves(curve_rows(plan, outcomes, tests), tmp_path / "curves.csv")
+    path = write_curves(curve_rows(plan, outcomes, tests), tmp_path / layout.SENS_CURVES)
     errored = [r for r in read_curves(path) if r["state"] == "ERROR"]
     assert errored and all(math.isnan(r["valid/Mult_acc_7"]) for r in errored)
 
 
 def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path):
     plan = sweep_plan(tmp_path, datasets=("mosi",), params=("tau_mod",), seeds=1)
-    folder = tmp_path / sensitivity.SENS_DIR
+    folder = tmp_path / layout.SENS_DIR
     folder.mkdir()
-    (folder / sensitivity.PLAN_FILE).write_text(json.dumps(plan.to_json()))
+    (folder / layout.SENS_PLAN).write_text(json.dumps(plan.to_json()))
     assert sensitivity._check_resume(folder, plan.to_json()) is not None  # same: resume
     other = sweep_plan(tmp_path, datasets=("mosi",), params=("tau_mod",), seeds=2)
     with pytest.raises(ConfigError, match="different sensitivity sweep"):
@@ -221,7 +215,7 @@ def _sweep(out, address: str, *, time_budget=None, with_test=False) -> str:
 def test_sweep_runs_on_ray_resumes_and_scores_test_once(tmp_path, shared_ray):
     """Two datasets through Ray Tune (the shared loopback Ray); stopped early by a time budget,
     then resumed to the end, then the test split scored from the checkpoints."""
-    curves = tmp_path / "sensitivity" / "curves.csv"
+    curves = tmp_path / layout.SENS_DIR / layout.SENS_CURVES
     _sweep(tmp_path, shared_ray["address"], time_budget=1.0)
     first = read_curves(curves) if curves.is_file() else []
     assert sum(r["state"] == "COMPLETE" for r in first) < 6, "a 1 s budget cannot finish 6 trials"
@@ -235,12 +229,12 @@ def test_sweep_runs_on_ray_resumes_and_scores_test_once(tmp_path, shared_ray):
     }
     assert all(math.isfinite(r["valid/Mult_acc_7"]) for r in rows)
     assert not any(k.startswith("test/") for k in rows[0])
-    assert (tmp_path / "sensitivity" / "tune" / "round1").is_dir()
+    assert (tmp_path / layout.SENS_DIR / layout.TUNE_DIR / "round1").is_dir()
 
     _sweep(tmp_path, shared_ray["address"], with_test=True)
     rows = read_curves(curves)
     assert all(math.isfinite(r["test/Mult_acc_7"]) for r in rows)
-    plan = json.loads((tmp_path / "sensitivity" / "plan.json").read_text())
+    plan = json.loads((tmp_path / layout.SENS_DIR / layout.SENS_PLAN).read_text())
     assert len(plan["data"]["mosi"]["sha256"]) == 64
     # nothing left to do: the same call again returns at once, without Ray
     same = plan_sweep(
@@ -258,5 +252,5 @@ def test_sweep_runs_on_ray_resumes_and_scores_test_once(tmp_path, shared_ray):
             sets=["hidden=16", "batch_size=64"],
         ),
     )
-    assert sensitivity._check_resume(tmp_path / "sensitivity", same.to_json()) is not None
-    assert sensitivity._complete(tmp_path / "sensitivity", same)
+    assert sensitivity._check_resume(tmp_path / layout.SENS_DIR, same.to_json()) is not None
+    assert curves.complete(tmp_path / layout.SENS_DIR, same)

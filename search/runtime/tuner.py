@@ -1,0 +1,156 @@
+"""The one Tune path of searches and sweeps: the Tuner, its results as records, the monitoring.
+
+A search passes a searcher and a scheduler; a sweep passes a grid of labelled points and no
+scheduler (every point its full budget). Both run `search.runtime.trainable` trials, read their
+results through `collect`, and print the same monitoring block.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from search import layout
+from search.runtime import session as ray_session
+from search.runtime.records import FINAL, METRIC, TrialRecord, build
+
+
+def trial_name(dataset: str, trial: Any) -> str:
+    """Trial names and folders: `<dataset>_<trial id>` (`sens_<trial id>` in a sweep)."""
+    return f"{dataset}_{trial.trial_id}"
+
+
+def build_tuner(
+    trainable: type,
+    *,
+    storage_path: str,
+    concurrency: int,
+    max_failures: int,
+    reporter: Any,
+    name: str = layout.TUNE_DIR,
+    metric_mode: str | None = None,
+    search_alg: Any = None,
+    scheduler: Any = None,
+    num_samples: int = 1,
+    grid: Sequence[str] | None = None,
+    time_budget: float | None = None,
+    stop: Any = None,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """The Tuner: `search_alg` and `scheduler` (a search) or a `grid` of point labels, FIFO (a
+    sweep); storage, retries, the last two checkpoints, reused actors and trial names."""
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    namer = functools.partial(trial_name, trainable.dataset_name)
+    param_space = {"point": tune.grid_search(list(grid))} if grid is not None else None
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC if metric_mode else None,
+            mode=metric_mode,
+            search_alg=search_alg,
+            scheduler=scheduler or FIFOScheduler(),
+            num_samples=num_samples,
+            max_concurrent_trials=concurrency,
+            time_budget_s=time_budget,
+            trial_name_creator=namer,
+            trial_dirname_creator=namer,
+            reuse_actors=True,  # one worker runs trial after trial (no process start each)
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,  # a folder or a URI: Tune writes there
+            stop=stop,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=list(callbacks),
+            progress_reporter=reporter,
+            verbose=1,
+        ),
+    )
+
+
+def restore(path: str, trainable: type) -> Any:
+    """The Tuner of an interrupted experiment: unfinished and errored trials run on."""
+    from ray import tune
+
+    return tune.Tuner.restore(
+        path, trainable=trainable, resume_unfinished=True, resume_errored=True
+    )
+
+
+def progress_table(metric_columns: dict[str, str], parameters: Sequence[str], **kw: Any) -> Any:
+    """Tune's progress table: epoch and scores, and the first few parameters."""
+    from ray import tune
+
+    return tune.CLIReporter(
+        metric_columns={"epoch": "epoch", **metric_columns},
+        parameter_columns=list(parameters),
+        max_report_frequency=15,
+        **kw,
+    )
+
+
+def _progress_scores(result: Any) -> dict[int, float]:
+    """Epoch -> best score so far, from the trial's progress table as Tune read it from
+    storage (where `result.path` is not a local folder, e.g. on s3://)."""
+    frame = getattr(result, "metrics_dataframe", None)
+    if frame is None or "epoch" not in frame or METRIC not in frame:
+        return {}
+    pairs = zip(frame["epoch"], frame[METRIC], strict=True)
+    return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
+
+
+def collect(
+    results: Any, dataset: str, finished: bool, max_epochs: int | None
+) -> list[TrialRecord]:
+    """Records from Tune's ResultGrid; unfinished trials are STOPPED if the search `finished`
+    (time budget), else RUNNING/PENDING (interrupted: --resume continues them). A trial whose
+    last result is its final epoch (marked by the trainable; or all `max_epochs`, for results
+    of older runs) is complete even when that result lacks `done`: it ended just before a
+    killed driver's last snapshot, which --resume restores as it was."""
+    records = []
+    for result in results:
+        last = dict(result.metrics or {})
+        trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
+        epochs_done = max_epochs is not None and int(last.get("epoch") or 0) >= max_epochs
+        if result.error is not None:
+            status = "ERROR"
+        elif last.get("done") or last.get(FINAL) or epochs_done:
+            status = "TERMINATED"
+            last["done"] = True
+        else:
+            status = "STOPPED" if finished and last else "RUNNING"
+        error = str(result.error) if result.error is not None else ""
+        record = build(
+            trial_id, result.config or {}, last, status=status, error=error, path=result.path
+        )
+        if not Path(result.path).is_dir():
+            record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))
+        checkpoint = getattr(result, "checkpoint", None)
+        record.checkpoint = checkpoint.path if checkpoint is not None else ""
+        records.append(record)
+    return records
+
+
+def describe(session: ray_session.RaySession, tune_dir: Path | str, *more: str) -> str:
+    """The monitoring block printed when a search or a sweep starts: Ray's dashboard and
+    metrics, TensorBoard on `tune_dir`, then the caller's own lines (`more`)."""
+    lines = ["", "Monitoring"]
+    if session.dashboard_url:
+        lines.append(
+            f"  Ray dashboard   {session.dashboard_url}  "
+            f"(access token: {ray_session.token_location()})"
+        )
+    if session.metrics_port:
+        host = session.node_ip if not session.started_local else ray_session.LOOPBACK
+        lines.append(
+            f"  Ray metrics     http://{host}:{session.metrics_port}/metrics  "
+            "(ray_atsuko_trial_* gauges per trial; scrape with Prometheus)"
+        )
+    lines += [f"  TensorBoard     tensorboard --logdir {tune_dir} --host 127.0.0.1", *more, ""]
+    return "\n".join(lines)
