@@ -71,6 +71,20 @@ def parser() -> ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    for add in (
+        _data_flags,
+        _budget_flags,
+        _search_flags,
+        _cluster_flags,
+        _output_flags,
+        _sweep_flags,
+    ):
+        add(p)
+    return p
+
+
+def _data_flags(p: ArgumentParser) -> None:
+    """--dataset, the data source, the base configuration, --set and the space."""
     data = p.add_argument_group("data and configuration")
     data.add_argument(
         "--dataset",
@@ -98,6 +112,9 @@ def parser() -> ArgumentParser:
         "--space", metavar="YAML", help="search space (default: configs/search/default.yaml)"
     )
 
+
+def _budget_flags(p: ArgumentParser) -> None:
+    """How much runs: trials, epochs, wall time, or a smoke test."""
     budget = p.add_argument_group("budget")
     budget.add_argument(
         "--num-samples",
@@ -126,6 +143,9 @@ def parser() -> ArgumentParser:
         "2 epochs, 2 at once, 2 final seeds (explicit flags still win)",
     )
 
+
+def _search_flags(p: ArgumentParser) -> None:
+    """The search only: sampler, scheduler, seeds of the sampler and of the re-runs."""
     search = p.add_argument_group("search")
     search.add_argument(
         "--sampler",
@@ -157,6 +177,9 @@ def parser() -> ArgumentParser:
         "split once per seed (default 5; 0 skips)",
     )
 
+
+def _cluster_flags(p: ArgumentParser) -> None:
+    """Resources per trial and the Ray cluster to run on."""
     res = p.add_argument_group("resources and cluster")
     res.add_argument(
         "--concurrency",
@@ -206,6 +229,9 @@ def parser() -> ArgumentParser:
         help="local Ray's Prometheus metrics port (default: a free one)",
     )
 
+
+def _output_flags(p: ArgumentParser) -> None:
+    """Where everything goes, and --resume of a search."""
     runs = p.add_argument_group("outputs and resume")
     runs.add_argument(
         "--out",
@@ -219,6 +245,10 @@ def parser() -> ArgumentParser:
         help="finish the search in DIR or URI (after Ctrl-C or a killed driver, from any "
         "machine that reaches it) with its saved settings",
     )
+
+
+def _sweep_flags(p: ArgumentParser) -> None:
+    """Sensitivity sweeps (their own flags), and the report and diagnostics after a run."""
     sens = p.add_argument_group(
         "sensitivity sweeps and the report",
         "--sensitivity runs one-at-a-time sweeps instead of a search: every value of each "
@@ -270,7 +300,6 @@ def parser() -> ArgumentParser:
         metavar="N",
         help="epochs for each diagnostics variant (default: the best config's)",
     )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,23 @@ from atsuko.errors import AtsukoError, ConfigError
 from search import layout
 
 SWEEP_ONLY = ("seeds", "around", "points", "with_test", "metric")
+# a sweep trains every point of its grid with seeds 1111.. and ends with its curves: these
+# flags of a search would mean nothing there
+SEARCH_ONLY = (
+    "num_samples",
+    "sampler",
+    "scheduler",
+    "grace_period",
+    "seed",
+    "final_seeds",
+    "diagnostics",
+    "diagnostics_epochs",
+)
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """The flags among `names` that the command line gave."""
+    return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) not in (None, False)]
 
 
 def datasets(text: str | None) -> list[str]:
@@ -34,11 +51,17 @@ def datasets(text: str | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed command line; returns the exit status."""
     names = datasets(args.dataset)
+    if args.diagnostics_epochs is not None and not args.diagnostics:
+        raise ConfigError("--diagnostics-epochs sets the diagnostics' budget: add --diagnostics")
     if args.sensitivity:
+        given = _given(args, SEARCH_ONLY)
+        if given:
+            raise ConfigError(
+                f"{given[0]} belongs to a search, not a sensitivity sweep (which trains every "
+                "point of its grid with --seeds seeds); drop it or --sensitivity"
+            )
         return sweep(args, names)
-    given = [
-        f"--{k.replace('_', '-')}" for k in SWEEP_ONLY if getattr(args, k) not in (None, False)
-    ]
+    given = _given(args, SWEEP_ONLY)
     if given:
         raise ConfigError(f"{given[0]} belongs to a sensitivity sweep: add --sensitivity PARAMS")
     if len(names) > 1:

@@ -16,6 +16,10 @@ from searchtest_util import TINY_SPACE, run
         (["--dataset", "mosi,imdb", "--sensitivity", "tau_mod"], "unknown dataset 'imdb'"),
         (["--dataset", "mosi,mosi", "--sensitivity", "tau_mod"], "named twice"),
         (["--sensitivity", "tau_mod"], "--dataset is required"),
+        (["--dataset", "mosi", "--sensitivity", "tau_mod", "--sampler", "random"], "--sampler"),
+        (["--dataset", "mosi", "--sensitivity", "tau_mod", "--num-samples", "5"], "a search"),
+        (["--dataset", "mosi", "--sensitivity", "tau_mod", "--final-seeds", "2"], "a search"),
+        (["--dataset", "mosi", "--diagnostics-epochs", "2"], "add --diagnostics"),
         (["--dataset", "mosi", "--sensitivity", "tau_mod", "--resume", "x"], "same --out"),
     ],
 )

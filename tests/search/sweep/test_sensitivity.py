@@ -20,7 +20,7 @@ from search import layout
 from search.settings import Settings
 from search.study.space import Param
 from search.sweep import runner as sensitivity
-from search.sweep.curves import curve_rows, read_curves, write_curves
+from search.sweep.curves import complete, curve_rows, read_curves, write_curves
 from search.sweep.plan import Plan, default_metric, plan_sweep, sweep_values
 
 
@@ -253,4 +253,4 @@ def test_sweep_runs_on_ray_resumes_and_scores_test_once(tmp_path, shared_ray):
         ),
     )
     assert sensitivity._check_resume(tmp_path / layout.SENS_DIR, same.to_json()) is not None
-    assert curves.complete(tmp_path / layout.SENS_DIR, same)
+    assert complete(tmp_path / layout.SENS_DIR, same)
