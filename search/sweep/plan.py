@@ -182,23 +182,8 @@ def _condition_note(param: Param, anchor: Config) -> str | None:
     return None
 
 
-def plan_sweep(
-    datasets: list[str],
-    params: list[str],
-    *,
-    seeds: int = 3,
-    around: str = "default",
-    points: int = 5,
-    with_test: bool = False,
-    metric: str | None = None,
-    out: str | Path = ".",
-    settings: Settings | None = None,
-) -> Plan:
-    """Check the request and lay out every trial; nothing is loaded or run."""
-    from atsuko.data import get_spec
-
-    settings = settings or Settings()
-    out = Path(out).resolve()
+def _check_request(datasets: list[str], params: list[str], seeds: int, settings: Settings) -> None:
+    """The names and counts of a sweep request, before anything is read."""
     if not datasets:
         raise ConfigError("--dataset: give at least one dataset (e.g. mosi,mosei)")
     if len(set(datasets)) != len(datasets):
@@ -217,85 +202,122 @@ def plan_sweep(
     for ds in datasets:
         if ds not in cfg.DATASETS:
             raise ConfigError(f"unknown dataset '{ds}'; expected one of: {', '.join(cfg.DATASETS)}")
+
+
+def _metric(dataset: str, metric: str | None) -> str:
+    """The plotted metric of `dataset`: `metric` (checked) or its default."""
+    from atsuko.data import get_spec
+
+    chosen = metric or default_metric(dataset)
+    spec = get_spec(dataset)
+    if chosen not in spec.metrics:
+        raise ConfigError(
+            f"--metric {chosen} is not a {spec.title} metric; expected one of: "
+            f"{', '.join(spec.metrics)}"
+        )
+    return chosen
+
+
+def plan_sweep(
+    datasets: list[str],
+    params: list[str],
+    *,
+    seeds: int = 3,
+    around: str = "default",
+    points: int = 5,
+    with_test: bool = False,
+    metric: str | None = None,
+    out: str | Path = ".",
+    settings: Settings | None = None,
+) -> Plan:
+    """Check the request and lay out every trial; nothing is loaded or run."""
+    settings = settings or Settings()
+    out = Path(out).resolve()
+    _check_request(datasets, params, seeds, settings)
     pinned = {k.split(".", 1)[-1] for k in cfg.parse_set(settings.sets or [])}
-    anchors, sources, metrics, spaces = {}, {}, {}, {}
+    anchors, sources, spaces = {}, {}, {}
     for ds in datasets:
         anchors[ds], sources[ds] = anchor_config(ds, around, out, settings)
         spaces[ds] = _space(settings, around, out, anchors[ds])
-        metrics[ds] = metric or default_metric(ds)
-        spec = get_spec(ds)
-        if metrics[ds] not in spec.metrics:
-            raise ConfigError(
-                f"--metric {metrics[ds]} is not a {spec.title} metric; expected one of: "
-                f"{', '.join(spec.metrics)}"
-            )
-    seed_list = [FINAL_SEED0 + i for i in range(seeds)]
     plan = Plan(
         datasets=list(datasets),
         params=[],
-        seeds=seed_list,
+        seeds=[FINAL_SEED0 + i for i in range(seeds)],
         around=around,
         anchors=anchors,
         anchor_source=sources,
-        metric=metrics,
+        metric={ds: _metric(ds, metric) for ds in datasets},
         with_test=with_test,
     )
     first = spaces[datasets[0]]
     for name in params:
         if name in pinned:
             raise ConfigError(f"--sensitivity {name}: pinned by --set; drop one or the other")
-        found = {ds: {p.name: p for p in spaces[ds].params}.get(name) for ds in datasets}
-        if found[datasets[0]] is None:
+        param = {p.name: p for p in first.params}.get(name)
+        if param is None:
             raise ConfigError(
                 f"--sensitivity {name}: not a parameter of the search space {first.source}; "
                 f"expected one of: {', '.join(first.names)}"
             )
-        param = found[datasets[0]]
-        values = {
-            ds: sweep_values(param, points, anchor_value(anchors[ds], name)) for ds in datasets
+        _add_param(plan, param, points)
+    return plan
+
+
+def _add_param(plan: Plan, param: Param, points: int) -> None:
+    """One parameter's curve: its values (the union over datasets, each with its own anchor
+    value) and, per dataset, value and seed, the trials and curve points."""
+    name = param.name
+    values = {
+        ds: sweep_values(param, points, anchor_value(plan.anchors[ds], name))
+        for ds in plan.datasets
+    }
+    union = sweep_values(param, points)
+    for ds in plan.datasets:
+        for v in values[ds]:
+            if not any(same(v, u) for u in union):
+                union.append(v)
+    if param.kind != "categorical":
+        union.sort()
+    plan.params.append(
+        {
+            "name": name,
+            "kind": param.kind,
+            "log": bool(param.log),
+            "low": param.low,
+            "high": param.high,
+            "values": union,
         }
-        union = sweep_values(param, points)
-        for ds in datasets:
-            for v in values[ds]:
-                if not any(same(v, u) for u in union):
-                    union.append(v)
-        if param.kind != "categorical":
-            union.sort()
-        plan.params.append(
+    )
+    for ds in plan.datasets:
+        anchor = plan.anchors[ds]
+        note = _condition_note(param, anchor)
+        if note and note not in plan.notes:
+            plan.notes.append(note)
+        for value in values[ds]:
+            try:
+                cfg.validate(anchor.replace(**{name: value}))
+            except ConfigError as exc:
+                raise ConfigError(f"--sensitivity {name}={fmt(value)} ({ds}): {exc}") from None
+            _add_points(plan, ds, name, value, same(value, anchor_value(anchor, name)))
+
+
+def _add_points(plan: Plan, ds: str, name: str, value: Any, is_anchor: bool) -> None:
+    """The trial and the curve point of (`ds`, `name`=`value`) for every seed; the anchor's
+    trial is one per (dataset, seed), shared by every parameter's curve."""
+    for seed in plan.seeds:
+        if is_anchor:
+            label, overrides = f"{ds}|anchor|seed={seed}", {"seed": seed}
+        else:
+            label = f"{ds}|{name}={fmt(value)}|seed={seed}"
+            overrides = {name: value, "seed": seed}
+        plan.trials.setdefault(label, (ds, overrides))
+        plan.points.append(
             {
-                "name": name,
-                "kind": param.kind,
-                "log": bool(param.log),
-                "low": param.low,
-                "high": param.high,
-                "values": union,
+                "dataset": ds,
+                "parameter": name,
+                "value": fmt(value),
+                "seed": seed,
+                "anchor": is_anchor,
+                "trial": label,
             }
         )
-        for ds in datasets:
-            note = _condition_note(param, anchors[ds])
-            if note and note not in plan.notes:
-                plan.notes.append(note)
-            for value in values[ds]:
-                try:
-                    cfg.validate(anchors[ds].replace(**{name: value}))
-                except ConfigError as exc:
-                    raise ConfigError(f"--sensitivity {name}={fmt(value)} ({ds}): {exc}") from None
-                is_anchor = same(value, anchor_value(anchors[ds], name))
-                for seed in seed_list:
-                    if is_anchor:
-                        label, overrides = f"{ds}|anchor|seed={seed}", {"seed": seed}
-                    else:
-                        label = f"{ds}|{name}={fmt(value)}|seed={seed}"
-                        overrides = {name: value, "seed": seed}
-                    plan.trials.setdefault(label, (ds, overrides))
-                    plan.points.append(
-                        {
-                            "dataset": ds,
-                            "parameter": name,
-                            "value": fmt(value),
-                            "seed": seed,
-                            "anchor": is_anchor,
-                            "trial": label,
-                        }
-                    )
-    return plan
