@@ -37,7 +37,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Every option of the Atsuko model (see design/ATSUKO.md)."""
+    """Every option of the Atsuko model (`atsuko.model`; docs/architecture.md lists the parts)."""
 
     hidden: int = 32
     layers: int = 1

@@ -1,4 +1,4 @@
-"""The field's metrics, exactly as the MMSA and MIntRec toolkits compute them (design/DATA.md).
+"""The field's metrics, exactly as the MMSA and MIntRec toolkits compute them.
 
 `score(dataset, pred, truth)` returns a dict keyed by the names papers report.
 """

@@ -14,7 +14,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import torch
 
 from atsuko import config as cfg
 from atsuko.config import Config
-from atsuko.data import Dataset, Split, batches, load_from_config
+from atsuko.data import Batch, Dataset, Split, batches, load_from_config
 from atsuko.metrics import score
 from atsuko.model import Atsuko
 
@@ -37,7 +37,7 @@ class NonFiniteLoss(RuntimeError):
 class EpochRecord:
     epoch: int  # 1-based
     train: dict[str, float]  # mean loss terms
-    valid: dict[str, float]  # validation metrics, DATA.md names
+    valid: dict[str, float]  # validation metrics, by the names of `atsuko.metrics`
     router: dict[str, float]  # 'w/<m>' and 'alpha/<m>/<k>' means over the validation split
     score: float  # valid[select metric]
     best_score: float
@@ -52,6 +52,7 @@ class FitResult:
     test: dict[str, float] | None
     history: list[EpochRecord]
     config: Config
+    trainer: Trainer | None = field(default=None, repr=False)  # the best epoch restored
 
 
 @dataclass
@@ -239,6 +240,25 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
+    @torch.no_grad()
+    def outputs(
+        self, split_name: str, *, branches: bool = False, batch_size: int = 256
+    ) -> Iterator[tuple[Batch, Any]]:
+        """The model's outputs on one split in evaluation mode, batch by batch, in order:
+        (batch on the device, AtsukoOutput); `branches` also runs the MCM branches."""
+        self.model.train(False)  # evaluation mode
+        for batch in batches(self.splits[split_name], batch_size, shuffle=False):
+            batch = batch.to(self.device)
+            with self._autocast():
+                out = self.model(batch.features, batch.lengths, batch.extras, branches=branches)
+            yield batch, out
+
+    @torch.no_grad()
+    def complementarity(self, out: Any, labels: torch.Tensor) -> torch.Tensor:
+        """The MCM complementarity distribution c (B, M) of one batch's outputs (with branches)."""
+        with self._autocast():
+            return self.model.loss(out, labels, epoch=10**9).c
+
 
 def _format_epoch(r: EpochRecord, epochs: int, metric: str, improved: bool) -> str:
     terms = " ".join(f"{k} {v:.3f}" for k, v in r.train.items() if k != "loss")
@@ -339,6 +359,7 @@ def fit(
         test=test,
         history=trainer.history,
         config=config,
+        trainer=trainer,
     )
     if out is not None:
         torch.save(
@@ -349,7 +370,7 @@ def fit(
 
 
 def result_json(result: FitResult) -> dict[str, Any]:
-    """The `--json` contract of SYSTEM.md."""
+    """What `--json` prints: dataset, seed, best epoch, validation and test metrics."""
     return {
         "dataset": result.config.data.dataset,
         "seed": result.config.train.seed,

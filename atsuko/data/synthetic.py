@@ -1,4 +1,4 @@
-"""Synthetic stand-ins with planted structure (design/ATSUKO.md, "Synthetic data ...").
+"""Synthetic stand-ins with planted structure (README, "The synthetic stand-in").
 
 Each sample has three drivers z = (z_text, z_audio, z_vision) and a type that says which are
 active (~U(-1, 1)) and which idle (~U(-0.15, 0.15)): 50% text, 20% audio, 20% vision, 10% audio

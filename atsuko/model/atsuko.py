@@ -57,23 +57,28 @@ class LossOutput:
     c: Tensor | None  # (B, M) complementarity distribution, detached
 
 
+def _check(config: ModelConfig, dims: dict[str, int], num_outputs: int, task: str) -> None:
+    """The model's arguments, before any layer is built."""
+    if task not in TASKS:
+        raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
+    if task == "regression" and num_outputs != 1:
+        raise ConfigError(f"regression needs num_outputs 1, got {num_outputs}")
+    if task == "classification" and num_outputs < 2:
+        raise ConfigError(f"classification needs at least 2 classes, got {num_outputs}")
+    if len(dims) < 2:
+        raise ConfigError(f"Atsuko fuses at least two modalities, got {sorted(dims)}")
+    if config.text_encoder not in TEXT_ENCODERS:
+        raise ConfigError(
+            f"model.text_encoder: expected one of {', '.join(TEXT_ENCODERS)}, "
+            f"got {config.text_encoder!r}"
+        )
+
+
 class Atsuko(nn.Module):
     def __init__(self, *, config: ModelConfig, dims: dict[str, int], num_outputs: int, task: str):
         super().__init__()
         cfg = self.config = config
-        if task not in TASKS:
-            raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
-        if task == "regression" and num_outputs != 1:
-            raise ConfigError(f"regression needs num_outputs 1, got {num_outputs}")
-        if task == "classification" and num_outputs < 2:
-            raise ConfigError(f"classification needs at least 2 classes, got {num_outputs}")
-        if len(dims) < 2:
-            raise ConfigError(f"Atsuko fuses at least two modalities, got {sorted(dims)}")
-        if cfg.text_encoder not in TEXT_ENCODERS:
-            raise ConfigError(
-                f"model.text_encoder: expected one of {', '.join(TEXT_ENCODERS)}, "
-                f"got {cfg.text_encoder!r}"
-            )
+        _check(cfg, dims, num_outputs, task)
         self.task, self.num_outputs = task, num_outputs
         self.modalities = sorted(dims)
         d = cfg.hidden

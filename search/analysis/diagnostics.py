@@ -53,33 +53,20 @@ def train_variant(config: Config, dataset: Any, use_sbr: bool, use_mcm: bool) ->
     """Fit one ablation variant; returns (its Trainer with the best epoch restored, FitResult)."""
     from atsuko.train import fit
 
-    held: dict[str, Any] = {}
-
-    def keep(record: Any, trainer: Any) -> None:
-        held["trainer"] = trainer
-
     variant = config.replace(use_sbr=use_sbr, use_mcm=use_mcm)
-    result = fit(variant, dataset, on_epoch=keep, score_test=True, log=None)
-    return held["trainer"], result  # fit restored the best epoch into this trainer's model
+    result = fit(variant, dataset, score_test=True, log=None)
+    return result.trainer, result
 
 
-@torch.no_grad()
 def forward_split(trainer: Any, split_name: str = "test") -> dict[str, Any]:
     """The model's router outputs on a whole split: w (N, M), alpha m -> (N, K), z (N, d),
     c (N, M) when the model has MCM (its branches run in eval mode), labels (N,)."""
-    from atsuko.data import batches
-
-    model = trainer.model
-    model.train(False)  # evaluation mode
-    split = trainer.splits[split_name]
+    mcm = trainer.model.mcm is not None
     parts: dict[str, list] = {"w": [], "z": [], "c": [], "labels": []}
     alphas: dict[str, list] = {}
-    for batch in batches(split, 256, shuffle=False):
-        batch = batch.to(trainer.device)
-        with trainer._autocast():
-            out = model(batch.features, batch.lengths, batch.extras, branches=model.mcm is not None)
-            if model.mcm is not None:
-                parts["c"].append(model.loss(out, batch.labels, epoch=10**9).c.float().cpu())
+    for batch, out in trainer.outputs(split_name, branches=mcm):
+        if mcm:
+            parts["c"].append(trainer.complementarity(out, batch.labels).float().cpu())
         parts["w"].append(out.w.float().cpu())
         parts["z"].append(out.z.float().cpu())
         parts["labels"].append(batch.labels.cpu())
@@ -180,6 +167,33 @@ def run_diagnostics(
             "valid": result.valid,
             "test": result.test,
         }
+    _compare(doc, arrays, outputs, dataset, picked)
+    labels = outputs["full"]["labels"][embed]
+    arrays["tsne_labels"] = labels
+    for name in VARIANTS:
+        arrays[f"tsne_{name}"] = tsne(outputs[name]["z"][embed], seed)  # (N, 2)
+    doc["seconds"] = time.time() - start
+    folder = out / layout.DIAG_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / layout.DIAG_ARRAYS, **arrays)
+    path = folder / layout.DIAG_JSON
+    path.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
+    if log:
+        log(f"diagnostics: {path}")
+    return path
+
+
+def _compare(
+    doc: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    outputs: dict[str, dict[str, Any]],
+    dataset: Any,
+    picked: np.ndarray,
+) -> None:
+    """With and without MCM: router weights of the picked samples, band weights, how often the
+    router's top modality is the complementarity's, and (planted data) the deciders found."""
+    modalities = sorted(dataset.dims)
+    test = dataset.splits["test"]
     full, no_mcm = outputs["full"], outputs["no_mcm"]
     arrays["w_with_mcm"] = full["w"][picked]  # (S, M)
     arrays["w_without_mcm"] = no_mcm["w"][picked]
@@ -203,19 +217,6 @@ def run_diagnostics(
             "router_top_with_mcm": decider_hits(full["w"].argmax(1), d, names, modalities),
             "router_top_without_mcm": decider_hits(no_mcm["w"].argmax(1), d, names, modalities),
         }
-    labels = full["labels"][embed]
-    arrays["tsne_labels"] = labels
-    for name in VARIANTS:
-        arrays[f"tsne_{name}"] = tsne(outputs[name]["z"][embed], seed)  # (N, 2)
-    doc["seconds"] = time.time() - start
-    folder = out / layout.DIAG_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(folder / layout.DIAG_ARRAYS, **arrays)
-    path = folder / layout.DIAG_JSON
-    path.write_text(json.dumps(doc, indent=2, default=_plain) + "\n")
-    if log:
-        log(f"diagnostics: {path}")
-    return path
 
 
 def _plain(value: Any) -> Any:

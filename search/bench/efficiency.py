@@ -86,7 +86,7 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
                 scheduler=scheduler,
                 seed=seed,
             )
-            # about 4 s an epoch on 2 cores, with room for a loaded machine and ASHA's overshoot
+            # generous: room for a loaded machine and ASHA's overshoot past the budget
             runner.run(tag, {"kind": "search", "settings": doc}, timeout=max(1800, 12 * budget))
             mode = _mode(work / tag)
             results[method] = read_results(work / tag / "tune")

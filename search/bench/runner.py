@@ -70,15 +70,15 @@ QUICK = Plan(
 )
 FULL = Plan(
     repeats=3,
-    trials=8,  # the search's fixed cost (starting Ray, about 10 s here) over 8 trials
-    epochs=13,  # about 20 s a trial on 2 cores
+    trials=8,  # the search's fixed cost (starting Ray) spread over 8 trials
+    epochs=13,  # trials long enough that the fixed cost is a small share (README)
     scale=0.5,
     load_repeats=5,
     memory_budget_s=45,
     memory_zero_copy=True,
     eff_repeats=3,
     # 16 trials of up to 32 epochs, rungs at 4 and 16 (the search's default grace, 32 / 8):
-    # 8 trials of 16 (rungs 2 and 8) could not show 3x (`search_ratio_ceiling` 1.7 to 2.3)
+    # a smaller plan caps the ratio the figure can show (`search_ratio_ceiling`; README)
     eff_trials=16,
     eff_epochs=32,
     eff_grace=4,  # 80 optimiser steps: the best trials have started to learn

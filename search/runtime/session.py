@@ -31,8 +31,9 @@ def ray_env() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table: chosen columns only
     # the dataset's tensors come back from the object store as read-only views, not copies:
-    # one copy per node instead of one per trial (search.bench, memory 4 vs 1 trials: 1.16x
-    # instead of >= 1.8x); training only reads them (batches are gathered with index_select)
+    # one copy per node instead of one per trial (`python -m search.bench --only memory`
+    # measures it; README, "Benchmarks of the search"); training only reads them (batches
+    # are gathered with index_select)
     os.environ.setdefault("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1")
     # ... so torch's "NumPy array is not writable" warning, once per worker, is expected: quiet
     # it in the workers a local Ray starts (they inherit this environment)

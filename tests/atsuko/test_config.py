@@ -86,3 +86,15 @@ def test_written_config_round_trips(tmp_path):
     cfg.write(c, tmp_path / "config.yaml")
     assert cfg.resolve(tmp_path / "config.yaml") == c
     assert cfg.from_dict(c.to_dict()) == c
+
+
+def test_model_yaml_repeats_the_dataclass_defaults():
+    """The dataclasses are the one source of every default: `configs/model/atsuko.yaml` only
+    repeats them for readers (and layers nothing new), key for key, value for value."""
+    doc = cfg.read_yaml(cfg.CONFIG_DIR / "model" / "atsuko.yaml")
+    defaults = cfg.Config().to_dict()
+    assert set(doc) <= set(defaults)
+    for section, values in doc.items():
+        assert set(values) <= set(defaults[section]), section
+        for key, value in values.items():
+            assert value == defaults[section][key], f"{section}.{key}: {value!r} in the YAML"

@@ -1,4 +1,4 @@
-"""On the planted synthetic data the method finds what was planted (design/ATSUKO.md).
+"""On the planted synthetic data the method finds what was planted (`atsuko.data.synthetic`).
 
 MOSI-aligned shapes at 30% scale, 10 epochs, lr 3e-3, fixed seeds. Thresholds carry headroom
 over the design page's measurements (full/baseline MAE 0.46/1.00; planted band weight >= 0.52;

@@ -1,4 +1,4 @@
-"""Band decomposition: the invariants of design/ATSUKO.md section 1, for both graphs."""
+"""Band decomposition: orthonormal bases, bands that partition them, for both graphs."""
 
 import pytest
 import torch
