@@ -50,7 +50,7 @@ class Trial:
 @dataclass
 class Trials:
     trials: list[Trial]
-    source: str  # 'study.db' | 'trials.csv'
+    source: str  # layout.STUDY | layout.TRIALS
     metric: str  # the search's selection metric, e.g. MAE
     mode: str  # min | max
     kinds: dict[str, dict[str, Any]]  # param -> {'kind': int|float|categorical, 'log': bool}

@@ -15,6 +15,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from atsuko.errors import ConfigError
 
@@ -167,3 +168,14 @@ def _url(dashboard: str | None) -> str | None:
     if not dashboard:
         return None
     return dashboard if dashboard.startswith("http") else f"http://{dashboard}"
+
+
+def start_for(settings: Any) -> RaySession:
+    """`start` with the flags of a search or a sweep (`search.settings.Settings`): the address
+    of a cluster to join, the dashboard's host and port, the metrics port."""
+    return start(
+        settings.address,
+        dashboard_host=settings.dashboard_host,
+        dashboard_port=settings.dashboard_port,
+        metrics_port=settings.metrics_port,
+    )

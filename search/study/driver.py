@@ -204,12 +204,7 @@ def run(settings: Settings, resume: bool = False) -> int:
     except SearchDone as done:
         _say(str(done))
         return 0
-    session = ray_session.start(
-        settings.address,
-        dashboard_host=settings.dashboard_host,
-        dashboard_port=settings.dashboard_port,
-        metrics_port=settings.metrics_port,
-    )
+    session = ray_session.start_for(settings)
     try:
         return _search(job, session)
     finally:
@@ -376,7 +371,7 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
                 shown = "  ".join(f"{k} {v['mean']:.4f}±{v['std']:.4f}" for k, v in stats.items())
                 lines.append(f"{split} over seeds {final['seeds']}: {shown}")
         lines.append(
-            f"Reproduce: python -m atsuko.train --config {out / 'best_config.yaml'} "
+            f"Reproduce: python -m atsuko.train --config {out / layout.BEST_CONFIG} "
             f"--seed {best['seed']}"
         )
     remote = store is not None and store.remote
@@ -387,6 +382,6 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
         f"{layout.TUNE_DIR}/ (trials, checkpoints, TensorBoard events)",
         f"TensorBoard: tensorboard --logdir {tune_dir} --host 127.0.0.1",
         *([f"Local copy of the driver's files: {out}"] if remote else []),
-        f"Optuna dashboard: optuna-dashboard sqlite:///{out / 'study.db'} --host 127.0.0.1",
+        f"Optuna dashboard: optuna-dashboard sqlite:///{out / layout.STUDY} --host 127.0.0.1",
     ]
     return "\n".join(lines)

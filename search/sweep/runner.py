@@ -272,12 +272,7 @@ def run_sensitivity(
     running = "ray" in sys.modules and sys.modules["ray"].is_initialized()
     session = None
     if not running:
-        session = ray_session.start(
-            settings.address,
-            dashboard_host=settings.dashboard_host,
-            dashboard_port=settings.dashboard_port,
-            metrics_port=settings.metrics_port,
-        )
+        session = ray_session.start_for(settings)
     try:
         return _sweep(plan, doc, loaded, folder, settings, session)
     finally:

@@ -83,3 +83,12 @@ def smoke_run(tmp_path_factory) -> SmokeRun:
         if proc.poll() is None:
             proc.kill()
     return SmokeRun(out, code, log.read_text(), watcher.sockets, watcher.metrics, port)
+
+
+@pytest.fixture(scope="session")
+def space():
+    """The default search space on synthetic MOSEI."""
+    from atsuko.config import resolve
+    from search.study.space import load_space
+
+    return load_space(None, resolve(None, {"data.synthetic": True}, dataset="mosei"))

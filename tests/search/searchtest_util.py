@@ -139,3 +139,28 @@ def kill_tree(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(children, timeout=10)
+
+
+def last_result(epoch: int, best: float, **extra) -> dict:
+    """A trial's last Tune result as the trainable reports it."""
+    from search.runtime.records import METRIC
+
+    return {"epoch": epoch, METRIC: best, "best_epoch": 1, "best_valid/MAE": best, **extra}
+
+
+def sample_records() -> list:
+    """Four records: COMPLETE, PRUNED, ERROR and RUNNING (not finished)."""
+    from search.runtime.records import STOPPED_EARLY, build
+
+    params = {"num_bands": 2, "band_split": "log", "tau_band": 0.5, "lr": 0.003}
+    return [
+        build("t1", params, last_result(3, 0.4, done=True), status="TERMINATED"),
+        build(
+            "t2",
+            params,
+            last_result(1, 0.9, done=True, **{STOPPED_EARLY: True}),
+            status="TERMINATED",
+        ),
+        build("t3", params, {}, status="ERROR", error="ValueError: x"),
+        build("t4", params, last_result(1, 0.8), status="RUNNING"),  # not finished: not mirrored
+    ]

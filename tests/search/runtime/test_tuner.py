@@ -1,0 +1,59 @@
+"""`search.runtime.tuner`: results as records, trial names, the monitoring block (no Ray)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from search.runtime.records import FINAL, METRIC
+from search.runtime.tuner import collect, describe, trial_name
+
+
+def test_a_trial_whose_last_result_is_final_counts_complete_without_done(tmp_path):
+    """A killed driver's snapshot can hold a trial's last epoch without Tune's `done`."""
+
+    def tune_result(name, **last):
+        metrics = {"trial_id": name, "epoch": 3, METRIC: 0.5, **last}
+        return SimpleNamespace(metrics=metrics, config={}, path=str(tmp_path), error=None)
+
+    results = [
+        tune_result("patience", **{FINAL: True}),  # stopped by patience at epoch 3 of 8
+        tune_result("cut"),  # interrupted mid-way: --resume continues it
+        tune_result("all", epoch=8),  # all epochs, from a run before the marker existed
+    ]
+    records = collect(results, "mosi", finished=False, max_epochs=8)
+    assert [r.state for r in records] == ["COMPLETE", "RUNNING", "COMPLETE"]
+
+
+def test_a_grid_reads_its_records_with_checkpoints_and_no_epoch_limit(tmp_path):
+    """A sweep's trials (no `max_epochs`): done is COMPLETE, the rest stays open for the next
+    round; each record keeps its last checkpoint for the test scoring."""
+    ckpt = SimpleNamespace(path=str(tmp_path / "checkpoint_000001"))
+    done = SimpleNamespace(
+        metrics={"trial_id": "a", "epoch": 40, METRIC: 0.4, "done": True},
+        config={"point": "mosi|anchor|seed=1111"},
+        path=str(tmp_path),
+        error=None,
+        checkpoint=ckpt,
+    )
+    open_ = SimpleNamespace(
+        metrics={"trial_id": "b", "epoch": 40, METRIC: 0.4},
+        config={"point": "p"},
+        path=str(tmp_path),
+        error=None,
+    )
+    first, second = collect([done, open_], "sens", finished=False, max_epochs=None)
+    assert first.state == "COMPLETE" and first.checkpoint == ckpt.path
+    assert first.params == {"point": "mosi|anchor|seed=1111"}
+    assert second.state == "RUNNING" and second.checkpoint == ""
+
+
+def test_trial_names_and_the_monitoring_block(tmp_path):
+    assert trial_name("mosei", SimpleNamespace(trial_id="ab12_00003")) == "mosei_ab12_00003"
+    session = SimpleNamespace(
+        dashboard_url="http://127.0.0.1:8265", metrics_port=None, node_ip="", started_local=True
+    )
+    text = describe(session, tmp_path / "tune", "  Curves          c.csv")
+    lines = text.strip().splitlines()
+    assert lines[0] == "Monitoring" and "Ray dashboard" in lines[1]
+    assert f"tensorboard --logdir {tmp_path / 'tune'} --host 127.0.0.1" in text
+    assert lines[-1] == "  Curves          c.csv" and "Ray metrics" not in text
