@@ -4,6 +4,7 @@
 saved as `search.json` under `--out`; `--resume OUT` reads them back, so a resumed search runs
 with exactly the settings it started with. `--out` is a folder or a URI (see
 `search.runtime.storage`).
+Tested in `tests/search/test_run.py`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The report's "Run facts": seeds, data files and their sha256, wall times, package versions
-and hardware."""
+and hardware.
+Tested in `tests/search/test_report.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The report's page: sections of text, tables, code and figures, rendered as one
-self-contained HTML file (figures embedded as base64 PNGs) and as markdown (figures as files)."""
+self-contained HTML file (figures embedded as base64 PNGs) and as markdown (figures as files).
+Tested in `tests/search/test_report.py`.
+"""
 
 from __future__ import annotations
 

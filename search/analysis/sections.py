@@ -1,5 +1,7 @@
 """The report's sections on a run's results: best configuration, results over seeds, search
-history, parameter importance, sensitivity curves and router diagnostics."""
+history, parameter importance, sensitivity curves and router diagnostics.
+Tested in `tests/search/test_report.py`.
+"""
 
 from __future__ import annotations
 

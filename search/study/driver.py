@@ -3,6 +3,8 @@
 One function, `run`, does it all for `search/run.py`; `search_tuner` puts the searcher and the
 scheduler on the Tune path that sweeps share (`search.runtime.tuner`). Every check of the
 user's input (flags, space, configuration, dataset) happens before Ray starts.
+Tested in `tests/search/study/test_driver_e2e.py`, `test_driver_faults.py` and
+`test_driver_multinode.py`.
 """
 
 from __future__ import annotations

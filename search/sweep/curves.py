@@ -1,5 +1,7 @@
 """`curves.csv` of a sweep: one row per (dataset, parameter, value, seed), written from the
-trials' outcomes and read back by the figures and the report; and the saved plan."""
+trials' outcomes and read back by the figures and the report; and the saved plan.
+Tested in `tests/search/sweep/test_sensitivity.py`.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ choice, plus the anchor's own value) with every other parameter at the anchor co
 (`default`: the resolved defaults; `best`: the `best_config.yaml` of a finished search; or a
 YAML file), once per seed. Identical configurations run once: the anchor is one trial per
 (dataset, seed), shared by every parameter's curve. Nothing is loaded or run here.
+Tested in `tests/search/sweep/test_sensitivity.py`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ data sources and hashes, versions, wall time), `curves.csv` (dataset, parameter,
 anchor, state, the validation metrics at the best epoch as `valid/<metric>`, and
 `test/<metric>` with `with_test`), `trials.json` (rounds and each point's outcome),
 `test_scores.json`, `tune/roundN/`.
+Tested in `tests/search/sweep/test_sensitivity.py`.
 """
 
 from __future__ import annotations

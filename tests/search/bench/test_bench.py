@@ -1,5 +1,8 @@
 """The pieces of `python -m search.bench`: its measures on tiny inputs, the memory sampler on a
-small process tree, the loading child on a tiny synthetic file, and the command's JSON output."""
+small process tree, the loading child on a tiny synthetic file, and the command's JSON output.
+
+Covers every module of `search/bench/`: `main`, `runner`, `child`, `measures`, `memory`,
+`overhead`, `sharing`, `loading`, `efficiency` and `gpu`."""
 
 from __future__ import annotations
 
