@@ -34,3 +34,21 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     raise SystemExit(code or 0)
+
+
+def entry_point(target: str) -> Callable[[], None]:
+    """A console script (`pyproject.toml`): `run_cli` on `module:function`, imported when run."""
+
+    def script() -> None:
+        import importlib
+
+        module, name = target.split(":")
+        run_cli(getattr(importlib.import_module(module), name))
+
+    script.__doc__ = f"Runs {target} as a command."
+    return script
+
+
+# console scripts (`pyproject.toml`), each the same as its `python -m ...` command
+train = entry_point("atsuko.train:main")  # atsuko-train: python -m atsuko.train
+data = entry_point("atsuko.data.__main__:main")  # atsuko-data: python -m atsuko.data

@@ -1,10 +1,18 @@
 """The hyperparameter search for Atsuko: Ray Tune runs the trials, Optuna proposes them.
 
-`python search/run.py --help` is the entry point. Modules, one concept each:
-`space` (search-space YAML -> Optuna define-by-run), `settings` (the resolved flags, saved for
-`--resume`), `ray_session` (Ray on loopback and where to watch it), `trainable` (one trial around
-`atsuko.train.fit`), `trial_metrics` (Ray custom metrics), `searcher` (Optuna samplers; ASHA
-stops recorded as pruned), `records` (one row per trial), `study_mirror` (the SQLite study),
-`callbacks` (live outputs), `export` (best config, seed re-runs, summary), `driver` (the Tuner).
-Imports `atsuko`; `atsuko` never imports this package.
+`python search/run.py --help` is the entry point (`workflow` runs what it asks for). Packages:
+`study` (the search: space, searcher, driver, live outputs, export), `runtime` (Ray and the
+one Tune path shared by searches and sweeps), `sweep` (sensitivity sweeps), `analysis` (the
+report's sections, figures, importance, diagnostics) and `bench` (`python -m search.bench`).
+At the top: `run` and `report` (the commands), `workflow`, `settings` (the resolved flags,
+saved for `--resume`), `layout` (the `--out` folder) and `provenance` (hashes, versions).
+Imports `atsuko`; `atsuko` never imports this package. docs/architecture.md has the map.
 """
+
+from atsuko.cli import entry_point
+
+# console scripts (`pyproject.toml`), each the same as its `python ...` command (named
+# apart from the modules `search.run`, `search.report` and the package `search.bench`)
+search_cli = entry_point("search.run:main")  # atsuko-search: python search/run.py
+report_cli = entry_point("search.report:main")  # atsuko-report: python search/report.py
+bench_cli = entry_point("search.bench.main:main")  # atsuko-search-bench: python -m search.bench
