@@ -2,8 +2,8 @@
 
 Trials (through `tune.with_parameters`), the best configuration's seed re-runs and a sweep's
 test scoring all read the same object, so the driver never puts a dataset twice. On each node
-the tensors come back as read-only views of the node's copy (`search.runtime.session.ray_env` turns on
-Ray's zero-copy torch tensors).
+the tensors come back as read-only views of the node's copy (`search.runtime.session.ray_env`
+turns on Ray's zero-copy torch tensors). Tested in `tests/search/runtime/test_shared_data.py`.
 """
 
 from __future__ import annotations
