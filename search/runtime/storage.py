@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow.fs as pafs
 
 from atsuko.errors import ConfigError
+from search import layout
 
 CACHE_ENV = "ATSUKO_SEARCH_CACHE"  # where URIs' local working folders go
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -169,7 +170,7 @@ class Storage:
             shutil.rmtree(self.local_dir, ignore_errors=True)
             self.local_dir.mkdir(parents=True, exist_ok=True)
 
-    def upload(self, skip: tuple[str, ...] = ("tune",)) -> int:
+    def upload(self, skip: tuple[str, ...] = (layout.TUNE_DIR,)) -> int:
         """Copy the driver's files from `local_dir` to the URI; returns how many were copied.
 
         Folders named in `skip` (Tune's own, written straight to the URI) are left alone.
@@ -194,7 +195,7 @@ class Storage:
             copied += 1
         return copied
 
-    def download(self, skip: tuple[str, ...] = ("tune",)) -> int:
+    def download(self, skip: tuple[str, ...] = (layout.TUNE_DIR,)) -> int:
         """Replace `local_dir` with the URI's driver files (all but `skip`); returns the count."""
         if not self.remote:
             return 0

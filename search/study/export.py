@@ -129,7 +129,7 @@ def summary(
             "best_config": layout.BEST_CONFIG if best is not None else None,
             "trials": layout.TRIALS,
             "study": layout.STUDY,
-            "tensorboard": "tune",
+            "tensorboard": layout.TUNE_DIR,
         },
     }
     if best is not None and best_config is not None:
