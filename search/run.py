@@ -62,6 +62,14 @@ fraction = _number(float, lambda v: v >= 0, "a number >= 0")
 port = _number(int, lambda v: 0 < v < 65536, "a port 1..65535")
 
 
+def locations(text: str) -> list[str]:
+    """`A,B` -> ['A', 'B'] (folders or URIs), at least one."""
+    found = [part.strip() for part in text.split(",") if part.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected one or more --out folders, got {text!r}")
+    return found
+
+
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python search/run.py",
@@ -175,6 +183,20 @@ def _search_flags(p: ArgumentParser) -> None:
         metavar="N",
         help="re-train the best config with seeds 1111..1110+N and score the test "
         "split once per seed (default 5; 0 skips)",
+    )
+    search.add_argument(
+        "--warm-start",
+        type=locations,
+        metavar="OUT[,OUT...]",
+        help="start with the best configurations of earlier searches (their --out folders or "
+        "URIs, any dataset), fitted to this space; they run first as ordinary trials",
+    )
+    search.add_argument(
+        "--warm-start-k",
+        type=positive_int,
+        metavar="K",
+        help="how many configurations --warm-start takes: the best by each search's own "
+        "validation score, no two alike (default 5)",
     )
 
 
