@@ -200,3 +200,21 @@ def test_warm_start_k_alone_and_with_a_sweep_are_refused(tmp_path):
     )  # fmt: skip
     assert sweep.returncode == 2 and "--warm-start belongs to a search" in sweep.stderr
     assert json.dumps  # the module's json import is used by the slow test below
+
+
+def test_the_report_history_draws_and_names_warm_started_trials(tmp_path, tiny):
+    from search.analysis.importance import history, load
+    from search.report import build_report
+
+    out = write_search(tmp_path / "warm")
+    records = make_records(12)
+    records[0].warm_start = "/runs/mosi:x_00003"
+    write_csv(records, out / layout.TRIALS, tiny.names)
+    (out / layout.STUDY).unlink()
+    StudyMirror(out / layout.STUDY, "atsuko-mosei", "min", tiny.distributions()).sync(records)
+    hist = history(load(out))
+    assert sum(map(bool, hist["warm_start"])) == 1
+    assert hist["warm_start"][0] == "/runs/mosi:x_00003"  # t000 finished first
+    build_report(out)
+    text = (out / layout.REPORT_MD).read_text()
+    assert "1 warm-started trial(s) ran first with the best configurations of /runs/mosi" in text
