@@ -26,7 +26,8 @@ EPILOG = """\
 outputs under --out:
   best_config.yaml  complete config of the best trial (validation only); reproduce it with
                     python -m atsuko.train --config best_config.yaml --seed 1111
-  trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node
+  trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node,
+                    warm_start (FOLDER:TRIAL_ID of the earlier trial a --warm-start seed re-runs)
   study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
   summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
   tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files

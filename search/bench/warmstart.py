@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from search import layout
 from search.bench.measures import (
     best_of,
     epochs_to_within,
@@ -34,7 +35,7 @@ ARMS = ("cold", "warm")
 
 def _mode(out: Path) -> str:
     try:
-        return json.loads((out / "summary.json").read_text())["select"]["mode"]
+        return json.loads((out / layout.SUMMARY).read_text())["select"]["mode"]
     except (OSError, ValueError, KeyError, TypeError):
         return "min"
 
@@ -99,7 +100,7 @@ def warmstart_section(plan: Plan, runner: Runner) -> dict[str, Any]:
             )
             runner.run(tag, spec, timeout=max(1800, 30 * plan.ws_trials * plan.ws_epochs))
             mode = _mode(work / tag)
-            paths[arm] = trajectory(read_results(work / tag / "tune"), mode)
+            paths[arm] = trajectory(read_results(work / tag / layout.TUNE_DIR), mode)
         for key, value in compare_arms(paths, mode).items():
             per.setdefault(key, []).append(value)
     out: dict[str, Any] = {"warmstart_epochs_ratio": median(per["ratio"])}
