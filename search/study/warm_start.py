@@ -186,20 +186,25 @@ def choose(sources: list[Source], k: int, space: Space) -> tuple[list[Seed], lis
     metric = {s.location: s.metric for s in sources}
     seeds: list[Seed] = []
     notes: list[str] = []
-    skipped = 0
+    skipped = empty = 0
     while len(seeds) < k and any(queues):
         for queue in queues:
             if not queue or len(seeds) >= k:
                 continue
             cand = queue.pop(0)
             params, changes, _ = fit(cand.params, space)
-            if not params or any(near(params, s.params, space) for s in seeds):
+            if params and any(near(params, s.params, space) for s in seeds):
                 skipped += 1
                 continue
-            seeds.append(Seed(params, cand.origin, cand.score, metric[cand.source]))
             notes += [f"  trial {cand.trial_id}: {c}" for c in changes]
+            if not params:
+                empty += 1
+                continue
+            seeds.append(Seed(params, cand.origin, cand.score, metric[cand.source]))
     if skipped:
         notes.append(f"  {skipped} more trial(s) skipped: near a configuration already taken")
+    if empty:
+        notes.append(f"  {empty} trial(s) skipped: none of their values fits this space")
     return seeds, notes
 
 
@@ -236,7 +241,10 @@ def plan(locations: list[str], k: int, space: Space, num_samples: int) -> WarmSt
 
 def describe(warm: WarmStart) -> str:
     """What the console says before the search starts."""
-    lines = [f"Warm start: {len(warm.seeds)} configuration(s) run first, as ordinary trials:"]
+    if not warm.seeds:
+        lines = ["Warm start: no earlier configuration fits this space; the search starts cold"]
+    else:
+        lines = [f"Warm start: {len(warm.seeds)} configuration(s) run first, as ordinary trials:"]
     for seed in warm.seeds:
         lines.append(f"  {seed.origin} (valid {seed.metric} {seed.score:.4f} there)")
     if warm.notes:

@@ -216,3 +216,17 @@ def test_the_report_history_draws_and_names_warm_started_trials(tmp_path, tiny):
     build_report(out)
     text = (out / layout.REPORT_MD).read_text()
     assert "1 warm-started trial(s) ran first with the best configurations of /runs/mosi" in text
+
+
+def test_nothing_that_fits_starts_cold_and_says_so(tmp_path, base):
+    space = _space(
+        tmp_path,
+        base,
+        "  hidden: {type: categorical, choices: [32]}\n"
+        "  dropout: {type: float, low: 0.0, high: 0.5}\n",
+    )
+    warm = ws.plan([str(write_search(tmp_path / "src"))], 3, space, num_samples=4)
+    assert warm.seeds == [] and warm.pairs() == []
+    text = ws.describe(warm)
+    assert "no earlier configuration fits this space" in text and "hidden=16 dropped" in text
+    assert "8 trial(s) skipped: none of their values fits this space" in text
