@@ -208,8 +208,15 @@ def history_figure(hist: dict[str, Any]) -> Figure:
             other = ~mask & ~warm
             ax.scatter(xa[other], sa[other], s=14, marker="x", color="silver", label="pruned/other")
             if warm.any():
-                ax.scatter(xa[warm], sa[warm], s=60, marker="*", color="tab:orange",
-                           label="warm-started trial", zorder=3)  # fmt: skip
+                ax.scatter(
+                    xa[warm],
+                    sa[warm],
+                    s=60,
+                    marker="*",
+                    color="tab:orange",
+                    label="warm-started trial",
+                    zorder=3,
+                )
             ax.step(xa, best, where="post", color="tab:blue", linewidth=2, label="best so far")
         ax.set_xlabel(label)
         ax.set_ylabel(f"valid {metric}")
