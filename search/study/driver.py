@@ -117,7 +117,11 @@ def prepare(settings: Settings, resume: bool) -> Job:
         from search.study import warm_start
 
         warm = warm_start.plan(
-            settings.warm_start, settings.warm_start_k, space, settings.num_samples
+            settings.warm_start,
+            settings.warm_start_k,
+            space,
+            settings.num_samples,
+            sampler=(settings.sampler, settings.seed),
         )
     dataset = load_dataset(base)
     metric, mode = select_spec(base, dataset)

@@ -18,6 +18,7 @@ Tested in `tests/search/study/test_warm_start.py`.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,7 @@ class Source:
     mode: str
     searched: tuple[str, ...]  # the keys its trials sampled
     ranked: list[Candidate] = field(default_factory=list)
+    sampler: tuple[str, int] | None = None  # its --sampler and --seed
 
 
 @dataclass
@@ -109,7 +111,16 @@ def read_source(location: str) -> Source:
     done = sorted(done, key=lambda t: sign * t.score)
     ranked = [Candidate(where, t.trial_id, float(t.score), dict(t.params)) for t in done]
     searched = tuple(sorted({k for t in data.trials for k in t.params} | set(data.kinds)))
-    return Source(where, data.metric, data.mode, searched, ranked)
+    return Source(where, data.metric, data.mode, searched, ranked, _sampler(folder))
+
+
+def _sampler(folder: Any) -> tuple[str, int] | None:
+    """The source's --sampler and --seed, from its saved settings (None if unreadable)."""
+    try:
+        doc = json.loads((folder / layout.SETTINGS).read_text())
+        return str(doc["sampler"]), int(doc["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def fit_value(param: Param, value: Any) -> tuple[Any, str | None]:
@@ -208,8 +219,15 @@ def choose(sources: list[Source], k: int, space: Space) -> tuple[list[Seed], lis
     return seeds, notes
 
 
-def plan(locations: list[str], k: int, space: Space, num_samples: int) -> WarmStart:
-    """Read every source and choose the seeds; every bad input is a ConfigError here."""
+def plan(
+    locations: list[str],
+    k: int,
+    space: Space,
+    num_samples: int,
+    sampler: tuple[str, int] | None = None,
+) -> WarmStart:
+    """Read every source and choose the seeds; every bad input is a ConfigError here.
+    `sampler`: this search's (--sampler, --seed), to warn when a source shares them."""
     sources = [read_source(location) for location in locations]
     names = set(space.names)
     notes: list[str] = []
@@ -225,6 +243,12 @@ def plan(locations: list[str], k: int, space: Space, num_samples: int) -> WarmSt
             pinned = [n for n in left if n in space.pinned]
             reason = f" ({', '.join(pinned)} pinned by --set)" if pinned else ""
             notes.append(f"  from {source.location}, not in this space{reason}: {', '.join(left)}")
+        if sampler is not None and source.sampler == sampler:
+            notes.append(
+                f"  note: {source.location} ran with the same --sampler {sampler[0]} --seed "
+                f"{sampler[1]}: over the same space, this search's first random draws repeat "
+                "its first trials; another --seed explores elsewhere"
+            )
         unseen = sorted(names - set(source.searched))
         if unseen:
             notes.append(

@@ -230,3 +230,11 @@ def test_nothing_that_fits_starts_cold_and_says_so(tmp_path, base):
     text = ws.describe(warm)
     assert "no earlier configuration fits this space" in text and "hidden=16 dropped" in text
     assert "8 trial(s) skipped: none of their values fits this space" in text
+
+
+def test_a_source_with_the_same_sampler_and_seed_is_pointed_out(tmp_path, tiny):
+    source = write_search(tmp_path / "src")  # searched with tpe, seed 0
+    same = ws.describe(ws.plan([str(source)], 2, tiny, 10, sampler=("tpe", 0)))
+    assert "same --sampler tpe --seed 0" in same and "another --seed" in same
+    other = ws.describe(ws.plan([str(source)], 2, tiny, 10, sampler=("tpe", 3)))
+    assert "same --sampler" not in other
