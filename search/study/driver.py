@@ -160,6 +160,12 @@ def check_resources(settings: Settings) -> int:
     return settings.concurrency
 
 
+def shown_parameters(space: Space, count: int = 5) -> list[str]:
+    """The progress table's parameter columns: the first unconditional ones (Tune's table looks
+    each up in the best trial's config, which lacks a parameter whose condition failed)."""
+    return [p.name for p in space.params if not p.when][:count]
+
+
 def search_tuner(
     settings: Settings,
     *,
@@ -200,7 +206,7 @@ def search_tuner(
         concurrency=concurrency,
         max_failures=settings.max_failures,
         reporter=tuner.progress_table(
-            {"score": f"valid {metric_name}", METRIC: "best"}, space.names[:5]
+            {"score": f"valid {metric_name}", METRIC: "best"}, shown_parameters(space)
         ),
         metric_mode=metric_mode,
         search_alg=searcher,
