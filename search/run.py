@@ -26,7 +26,8 @@ EPILOG = """\
 outputs under --out:
   best_config.yaml  complete config of the best trial (validation only); reproduce it with
                     python -m atsuko.train --config best_config.yaml --seed 1111
-  trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node
+  trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node,
+                    warm_start (FOLDER:TRIAL_ID of the earlier trial a --warm-start seed re-runs)
   study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
   summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
   tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files
@@ -60,6 +61,14 @@ count = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 fraction = _number(float, lambda v: v >= 0, "a number >= 0")
 port = _number(int, lambda v: 0 < v < 65536, "a port 1..65535")
+
+
+def locations(text: str) -> list[str]:
+    """`A,B` -> ['A', 'B'] (folders or URIs), at least one."""
+    found = [part.strip() for part in text.split(",") if part.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected one or more --out folders, got {text!r}")
+    return found
 
 
 def parser() -> ArgumentParser:
@@ -175,6 +184,20 @@ def _search_flags(p: ArgumentParser) -> None:
         metavar="N",
         help="re-train the best config with seeds 1111..1110+N and score the test "
         "split once per seed (default 5; 0 skips)",
+    )
+    search.add_argument(
+        "--warm-start",
+        type=locations,
+        metavar="OUT[,OUT...]",
+        help="start with the best configurations of earlier searches (their --out folders or "
+        "URIs, any dataset), fitted to this space; they run first as ordinary trials",
+    )
+    search.add_argument(
+        "--warm-start-k",
+        type=positive_int,
+        metavar="K",
+        help="how many configurations --warm-start takes: the best by each search's own "
+        "validation score, no two alike (default 5)",
     )
 
 

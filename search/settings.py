@@ -64,6 +64,8 @@ class Settings:
     time_budget: float | None = None
     max_failures: int = 1
     final_seeds: int = 5
+    warm_start: list[str] = field(default_factory=list)  # earlier searches' --out locations
+    warm_start_k: int = 5  # configurations taken from them
     scale: float | None = None
     smoke_test: bool = False
     out: str = ""

@@ -27,6 +27,8 @@ SEARCH_ONLY = (
     "final_seeds",
     "diagnostics",
     "diagnostics_epochs",
+    "warm_start",
+    "warm_start_k",
 )
 
 
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     names = datasets(args.dataset)
     if args.diagnostics_epochs is not None and not args.diagnostics:
         raise ConfigError("--diagnostics-epochs sets the diagnostics' budget: add --diagnostics")
+    if args.warm_start_k is not None and not args.warm_start:
+        raise ConfigError("--warm-start-k sets how many configurations --warm-start takes: add it")
     if args.sensitivity:
         given = _given(args, SEARCH_ONLY)
         if given:

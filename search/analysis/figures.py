@@ -200,9 +200,23 @@ def history_figure(hist: dict[str, Any]) -> Figure:
         complete = [s == "COMPLETE" for s in hist.get("state") or []]
         xa, sa = np.asarray(xs, dtype=float), np.asarray(scores, dtype=float)
         mask = np.asarray(complete, dtype=bool) if complete else np.zeros(len(xa), bool)
+        warm = np.asarray([bool(w) for w in hist.get("warm_start") or []], dtype=bool)
+        warm = warm if len(warm) == len(xa) else np.zeros(len(xa), bool)
         if len(xa):
-            ax.scatter(xa[mask], sa[mask], s=14, color="gray", alpha=0.6, label="completed trial")
-            ax.scatter(xa[~mask], sa[~mask], s=14, marker="x", color="silver", label="pruned/other")
+            plain = mask & ~warm
+            ax.scatter(xa[plain], sa[plain], s=14, color="gray", alpha=0.6, label="completed trial")
+            other = ~mask & ~warm
+            ax.scatter(xa[other], sa[other], s=14, marker="x", color="silver", label="pruned/other")
+            if warm.any():
+                ax.scatter(
+                    xa[warm],
+                    sa[warm],
+                    s=60,
+                    marker="*",
+                    color="tab:orange",
+                    label="warm-started trial",
+                    zorder=3,
+                )
             ax.step(xa, best, where="post", color="tab:blue", linewidth=2, label="best so far")
         ax.set_xlabel(label)
         ax.set_ylabel(f"valid {metric}")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from search import layout
+from search.runtime.records import WARM_START
 
 METHODS = ("pedanova", "fanova")
 CLUSTER_NOTE = (
@@ -45,6 +46,7 @@ class Trial:
     finished: float = math.nan
     valid: dict[str, float] = field(default_factory=dict)
     node: str = ""  # the node that ran it (IP)
+    warm_start: str = ""  # SOURCE:TRIAL_ID when an earlier search's configuration seeded it
 
 
 @dataclass
@@ -103,6 +105,7 @@ def read_trials_csv(path: str | Path) -> list[Trial]:
                 finished=_float(row.get("finished")),
                 valid=valid,
                 node=row.get("node_ip") or "",
+                warm_start=row.get(WARM_START) or "",
             )
         )
     return trials
@@ -264,6 +267,7 @@ def _from_study(study: Any, from_csv: list[Trial] | None) -> tuple[list[Trial], 
                 finished=row.finished if row else _stamp(ft.datetime_complete),
                 valid=dict(ft.user_attrs.get("valid") or (row.valid if row else {})),
                 node=str(ft.user_attrs.get("node_ip") or (row.node if row else "")),
+                warm_start=str(ft.user_attrs.get(WARM_START) or (row.warm_start if row else "")),
             )
         )
         for name, dist in ft.distributions.items():
@@ -394,7 +398,8 @@ def history(data: Trials) -> dict[str, Any]:
     """Best-so-far validation score by trial (in the order trials finished) and by epochs spent.
 
     Every trial counts towards trials and epochs spent (pruned and failed ones cost too); only
-    COMPLETE trials can improve the best, as only they can be selected.
+    COMPLETE trials can improve the best, as only they can be selected. Warm-started trials
+    keep their origin (`warm_start`), so the figure draws them apart.
     """
     ended = [t for t in data.trials if t.state in ("COMPLETE", "PRUNED", "ERROR", "STOPPED")]
     order = sorted(
@@ -403,7 +408,7 @@ def history(data: Trials) -> dict[str, Any]:
     )
     sign = 1.0 if data.mode == "min" else -1.0
     best = math.nan
-    trial_no, epochs, scores, best_so_far, states = [], [], [], [], []
+    trial_no, epochs, scores, best_so_far, states, warm = [], [], [], [], [], []
     spent = 0
     for i, (_, t) in enumerate(order, start=1):
         spent += max(int(t.epochs), 0)
@@ -415,12 +420,14 @@ def history(data: Trials) -> dict[str, Any]:
         scores.append(t.score if math.isfinite(t.score) else None)
         best_so_far.append(best if math.isfinite(best) else None)
         states.append(t.state)
+        warm.append(t.warm_start)
     return {
         "trial": trial_no,
         "epochs": epochs,
         "score": scores,
         "best": best_so_far,
         "state": states,
+        "warm_start": warm,  # each trial's origin if a warm start seeded it, else ''
         "metric": data.metric,
         "mode": data.mode,
     }

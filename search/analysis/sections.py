@@ -76,6 +76,13 @@ def history_section(doc: dict | None, figs: Figures) -> Section:
         return s
     counts = ", ".join(f"{k} {v}" for k, v in (doc.get("trials") or {}).items())
     s.text(f"Trials: {counts}. Best-so-far validation {hist['metric']} ({hist['mode']}).")
+    warm = [w for w in hist.get("warm_start") or [] if w]
+    if warm:
+        sources = sorted({w.rsplit(":", 1)[0] for w in warm})
+        s.text(
+            f"{len(warm)} warm-started trial(s) ran first with the best configurations of "
+            f"{', '.join(sources)} (drawn as orange stars)."
+        )
     figs.add(s, figures.history_figure(hist), "history", "Best-so-far score vs trials and epochs")
     return s
 

@@ -1,6 +1,6 @@
 """Benchmarks of the search: `python -m search.bench [--quick] [--json]`.
 
-Five figures on synthetic data, each against its target. Every measurement runs in a fresh
+Six figures on synthetic data, each against its target. Every measurement runs in a fresh
 process (`search.bench.child`), searches through `search.study.driver.run` (what `search/run.py`
 calls), and the ratios are taken within one run of this command, median of its repeats.
 
@@ -21,6 +21,9 @@ calls), and the ratios are taken within one run of this command, median of its r
 5. search_epochs_ratio: on the planted synthetic task, epochs spent until the best validation
    score comes within 1% of the best score either method reached, random search with the full
    budget per trial over TPE with ASHA; same total epoch budget, same seeds. Target >= 3.
+6. warmstart_epochs_ratio: a MOSEI-shaped search cold over the same search warm-started from a
+   finished MOSI search (the planted pair), same budget and seeds: epochs until the best
+   validation score is within 1% of the better final score of the two. Target >= 2.
 
 Where torch sees a CUDA device, also: trials per hour on one GPU with 1, 2, 4 and 8 trials
 packed on it (fractional GPUs), with the GPU's utilisation (`search.bench.gpu`).
@@ -46,8 +49,10 @@ from search.bench.measures import median
 from search.bench.overhead import overhead_section
 from search.bench.runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
 from search.bench.sharing import memory_section
+from search.bench.warmstart import details as warmstart_details
+from search.bench.warmstart import warmstart_section
 
-SECTIONS = ("overhead", "memory", "loading", "efficiency", "gpu")
+SECTIONS = ("overhead", "memory", "loading", "efficiency", "warmstart", "gpu")
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ FIGURES = (
         ">= 3",
         lambda r: r["search_epochs_ratio"] >= 3.0,
     ),
+    Figure(
+        "warmstart_epochs_ratio",
+        "epochs to within 1%: cold / warm start, MOSI->MOSEI",
+        ">= 2",
+        lambda r: r["warmstart_epochs_ratio"] >= 2.0,
+    ),
 )
 
 
@@ -105,6 +116,7 @@ RUNNERS = {
     "loading": loading_section,
     "memory": memory_section,
     "efficiency": efficiency_section,
+    "warmstart": warmstart_section,
     "gpu": gpu_section,  # only where torch sees a CUDA device
 }
 SECTION_KEYS = {
@@ -112,6 +124,7 @@ SECTION_KEYS = {
     "memory": ("memory_ratio_4_vs_1",),
     "loading": ("load_time_ratio", "load_extra_peak_bytes"),
     "efficiency": ("search_epochs_ratio",),
+    "warmstart": ("warmstart_epochs_ratio",),
     "gpu": ("gpu_trials_per_hour",),
 }
 
@@ -204,6 +217,8 @@ def details(r: dict[str, Any]) -> list[str]:
         )
     if "search_budget_epochs" in r:
         out += _search_details(r)
+    if "warmstart_trials" in r:
+        out += warmstart_details(r)
     if r.get("gpu_trials_per_hour"):
         out += _gpu_details(r)
     elif "gpu_trials_per_hour" in r:

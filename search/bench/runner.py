@@ -51,6 +51,14 @@ class Plan:
     eff_grace: int  # ASHA's first rung (epochs): after the planted task's learning onset
     eff_scale: float  # synthetic MOSI scale of the efficiency runs
     gpu_epochs: int  # epochs per trial of the GPU packing runs (full-size MOSI)
+    ws_repeats: int  # warm start: seeds 0..ws_repeats-1 of the MOSEI searches
+    ws_source_trials: int  # trials of the MOSI search it starts from
+    ws_trials: int  # trials of each MOSEI search (cold and warm alike)
+    ws_epochs: int  # epochs per trial at most
+    ws_grace: int  # ASHA's first rung
+    ws_k: int  # --warm-start-k
+    ws_source_scale: float  # synthetic MOSI scale
+    ws_scale: float  # synthetic MOSEI scale
 
 
 QUICK = Plan(
@@ -67,6 +75,14 @@ QUICK = Plan(
     eff_grace=1,
     eff_scale=0.25,
     gpu_epochs=2,
+    ws_repeats=3,
+    ws_source_trials=8,
+    ws_trials=6,
+    ws_epochs=6,
+    ws_grace=2,
+    ws_k=3,
+    ws_source_scale=0.25,
+    ws_scale=0.03,
 )
 FULL = Plan(
     repeats=3,
@@ -84,6 +100,14 @@ FULL = Plan(
     eff_grace=4,  # 80 optimiser steps: the best trials have started to learn
     eff_scale=0.5,
     gpu_epochs=5,
+    ws_repeats=5,
+    ws_source_trials=16,
+    ws_trials=12,
+    ws_epochs=16,
+    ws_grace=2,
+    ws_k=5,
+    ws_source_scale=0.5,
+    ws_scale=0.1,
 )
 
 

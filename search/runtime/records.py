@@ -22,6 +22,9 @@ METRIC = "best_score"  # what the searcher and the scheduler optimise: best vali
 STOPPED_EARLY = "stopped_early"  # set on a result by the scheduler-stop marker callback
 FINAL = "final"  # set by the trainable on the result of a trial's last epoch
 FINAL_STATES = ("COMPLETE", "PRUNED", "ERROR", "STOPPED")
+# a seeded trial's origin, `SOURCE:TRIAL_ID` (see `search.study.warm_start`): a key of the Tune
+# trial's config beside the sampled parameters, a trials.csv column and a study.db attribute
+WARM_START = "warm_start"
 
 
 @dataclass
@@ -41,6 +44,7 @@ class TrialRecord:
     path: str = ""  # the trial's folder under --out/tune
     scores: dict[int, float] = field(default_factory=dict)  # epoch -> best score so far
     checkpoint: str = ""  # the trial's last checkpoint (not in trials.csv)
+    warm_start: str = ""  # SOURCE:TRIAL_ID of the earlier search's trial it re-runs, if seeded
 
     def row(self, param_names: Iterable[str], metric_names: Iterable[str]) -> dict[str, Any]:
         out = {
@@ -51,6 +55,7 @@ class TrialRecord:
             "score": self.score,
         }
         out.update({f"param/{k}": self.params.get(k, "") for k in param_names})
+        out[WARM_START] = self.warm_start
         out.update({f"valid/{k}": self.valid.get(k, "") for k in metric_names})
         out.update(
             node_ip=self.node_ip,
@@ -105,6 +110,8 @@ def build(
     a time budget ended; TERMINATED becomes COMPLETE or PRUNED from the last result.
     """
     last = dict(last or {})
+    params = dict(config)
+    warm_start = str(params.pop(WARM_START, "") or "")
     if status == "ERROR":
         state = "ERROR"
     elif status == "TERMINATED":
@@ -130,7 +137,7 @@ def build(
     return TrialRecord(
         trial_id=trial_id,
         state=state,
-        params=dict(config),
+        params=params,
         epochs=int(last.get("epoch", 0) or 0),
         best_epoch=int(last.get("best_epoch", 0) or 0),
         score=float(last.get(METRIC, math.nan)),
@@ -142,6 +149,7 @@ def build(
         error=short_error(error) if state == "ERROR" else "",
         path=str(path or ""),
         scores=dict(sorted(scores.items())),
+        warm_start=warm_start,
     )
 
 

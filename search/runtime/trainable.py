@@ -25,7 +25,7 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from search.runtime import trial_metrics
-from search.runtime.records import FINAL, METRIC
+from search.runtime.records import FINAL, METRIC, WARM_START
 
 if TYPE_CHECKING:
     from search.runtime.shared_data import SharedData
@@ -61,7 +61,8 @@ def train_trial(
 
     torch.set_num_threads(max(1, int(cpus)))  # this trial's CPU share
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # per-epoch noise
-    run_config = from_dict(base).replace(**config)
+    params = {k: v for k, v in config.items() if k != WARM_START}  # a seeded trial's origin
+    run_config = from_dict(base).replace(**params)
     name = run_config.data.dataset
     trial_id = tune.get_context().get_trial_id()
     label_logs(f"atsuko_{name}_{trial_id}")

@@ -30,6 +30,7 @@ from search.settings import Settings, base_config, load_base, save
 from search.study import export
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
+from search.study.warm_start import WarmStart
 
 ASHA_REDUCTION = 4  # each ASHA rung keeps the best quarter of the trials that reach it
 
@@ -69,6 +70,7 @@ class Job:
     dataset: Any
     metric: str  # validation selection metric, e.g. MAE
     mode: str  # min | max
+    warm: WarmStart | None = None  # --warm-start: the configurations that run first
 
     @property
     def out(self) -> Path:
@@ -110,9 +112,20 @@ def prepare(settings: Settings, resume: bool) -> Job:
         base, _ = base_config(settings)
         space_file = settings.space
     space = load_space(space_file, base, pinned=cfg.parse_set(settings.sets))
+    warm = None
+    if settings.warm_start and not resume:  # a resumed search has them in its searcher
+        from search.study import warm_start
+
+        warm = warm_start.plan(
+            settings.warm_start,
+            settings.warm_start_k,
+            space,
+            settings.num_samples,
+            sampler=(settings.sampler, settings.seed),
+        )
     dataset = load_dataset(base)
     metric, mode = select_spec(base, dataset)
-    return Job(settings, resume, base, space, dataset, metric, mode)
+    return Job(settings, resume, base, space, dataset, metric, mode, warm)
 
 
 def check_resources(settings: Settings) -> int:
@@ -147,6 +160,12 @@ def check_resources(settings: Settings) -> int:
     return settings.concurrency
 
 
+def shown_parameters(space: Space, count: int = 5) -> list[str]:
+    """The progress table's parameter columns: the first unconditional ones (Tune's table looks
+    each up in the best trial's config, which lacks a parameter whose condition failed)."""
+    return [p.name for p in space.params if not p.when][:count]
+
+
 def search_tuner(
     settings: Settings,
     *,
@@ -157,8 +176,10 @@ def search_tuner(
     max_epochs: int,
     concurrency: int,
     callbacks: list,
+    seeds: list[tuple[dict[str, Any], str]] = (),
 ) -> Any:
-    """The search's Tuner: OptunaSearch (seeded sampler), ASHA or none, on the shared path."""
+    """The search's Tuner: OptunaSearch (seeded sampler; `seeds` first), ASHA or none, on the
+    shared path."""
     from ray.tune.schedulers import ASHAScheduler
 
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
@@ -168,6 +189,7 @@ def search_tuner(
         metric=METRIC,
         mode=metric_mode,
         sampler=make_sampler(settings.sampler, settings.seed),
+        seeds=seeds,
     )
     scheduler = None  # FIFO
     if settings.scheduler == "asha":
@@ -184,7 +206,7 @@ def search_tuner(
         concurrency=concurrency,
         max_failures=settings.max_failures,
         reporter=tuner.progress_table(
-            {"score": f"valid {metric_name}", METRIC: "best"}, space.names[:5]
+            {"score": f"valid {metric_name}", METRIC: "best"}, shown_parameters(space)
         ),
         metric_mode=metric_mode,
         search_alg=searcher,
@@ -243,7 +265,9 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         except OSError as exc:
             raise ConfigError(f"--out {store.location}: cannot write there ({exc})") from None
     max_epochs = job.base.train.epochs
-    mirror = StudyMirror(out / layout.STUDY, study_name(job.name), job.mode, space.distributions())
+    mirror = StudyMirror(
+        out / layout.STUDY, study_name(job.name), job.mode, space.distributions(), job.metric
+    )
     _say(
         f"{'Resuming' if job.resume else 'Searching'} {job.name}: {settings.num_samples} trials "
         f"of up to {max_epochs} epochs, {concurrency} at once ({settings.cpus_per_trial:g} CPU, "
@@ -252,6 +276,10 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     )
     if space.pinned:
         _say(f"pinned by --set (not searched): {', '.join(space.pinned)}")
+    if job.warm is not None:
+        from search.study.warm_start import describe as describe_warm
+
+        _say(describe_warm(job.warm))
     _say(describe(session, store))
     data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
     job.dataset = None  # ... and no second one in the driver for the rest of the search
@@ -275,6 +303,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
             max_epochs=max_epochs,
             concurrency=concurrency,
             callbacks=callbacks,
+            seeds=job.warm.pairs() if job.warm else [],
         )
     start = time.time()
     try:

@@ -6,6 +6,12 @@ score as the value; TPE then models those partial scores as finished ones. Here 
 with its intermediate values, the way Optuna's own pruners record it. Intermediate values are
 keyed by epoch, so a trial resumed from a checkpoint keeps a consistent history. The study stays
 in memory (it is pickled with the experiment state for `--resume`).
+
+A warm-started search (`search.study.warm_start`) puts its seeded configurations in the study's
+queue (`enqueue_trial`) before the first trial: Optuna hands them out first, as ordinary trials
+of this search, and no earlier score is told to the sampler. The queue is part of the pickled
+study, so `--resume` runs each seeded configuration once. A seeded trial's Tune config carries
+its origin (`warm_start`) beside the parameters.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from search.runtime.records import STOPPED_EARLY
+from search.runtime.records import STOPPED_EARLY, WARM_START
 
 SAMPLERS = ("tpe", "random", "cmaes")
 TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s
@@ -51,7 +57,25 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):
-    """`OptunaSearch` whose scheduler-stopped trials are PRUNED, with per-epoch values."""
+    """`OptunaSearch` whose scheduler-stopped trials are PRUNED, with per-epoch values, and
+    which runs `seeds` ((parameters, origin) pairs) first."""
+
+    def __init__(self, *args: Any, seeds: list[tuple[dict[str, Any], str]] = (), **kw: Any):
+        self._seeds = [(dict(params), origin) for params, origin in seeds]
+        super().__init__(*args, **kw)
+
+    def _setup_study(self, mode: str | list) -> None:
+        super()._setup_study(mode)
+        for params, origin in self._seeds:  # only when the search starts: never on restore
+            self._ot_study.enqueue_trial(params, user_attrs={WARM_START: origin})
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        trial = self._ot_trials.get(trial_id)
+        origin = trial.user_attrs.get(WARM_START) if trial is not None else None
+        if isinstance(config, dict) and origin:
+            config[WARM_START] = origin
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._report(trial_id, result)

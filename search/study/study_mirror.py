@@ -5,19 +5,22 @@ Ray 2.60), so this file is a copy for people and tools: `optuna.load_study(study
 storage="sqlite:///study.db")` and `optuna-dashboard sqlite:///study.db` open it. Each finished
 trial is added once, keyed by its Tune trial id (user attribute `tune_trial_id`); `sync` makes
 the file match a list of records exactly, rebuilding it atomically if anything disagrees (e.g.
-trials re-run after a driver was killed).
+trials re-run after a driver was killed). The study's objective is named after the selection
+metric (`valid MAE`: Optuna's metric names, which optuna-dashboard shows), and a warm-started
+trial carries its origin as the user attribute `warm_start`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from search.runtime.records import TrialRecord
+from search.runtime.records import WARM_START, TrialRecord
 
 # trials.csv state -> Optuna state; STOPPED (time budget) is partial, so PRUNED, never COMPLETE
 STATE_MAP = {
@@ -40,6 +43,11 @@ def study_name(dataset: str) -> str:
     return f"atsuko-{dataset}"
 
 
+def objective_name(metric: str) -> str:
+    """The study's objective as optuna-dashboard shows it, e.g. `valid MAE`."""
+    return f"valid {metric}"
+
+
 class StudyMirror:
     """Writes records into `path` as study `name` (direction from the selection mode)."""
 
@@ -49,17 +57,24 @@ class StudyMirror:
         name: str,
         mode: str,
         distributions: dict[str, optuna.distributions.BaseDistribution],
+        metric: str | None = None,
     ):
         self.path = Path(path)
         self.name = name
         self.direction = "minimize" if mode == "min" else "maximize"
         self.distributions = distributions
+        self.metric = metric  # the selection metric: names the objective
 
     def _open(self, path: Path) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
         storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
         study = optuna.create_study(
             storage=storage, study_name=self.name, direction=self.direction, load_if_exists=True
         )
+        metric = getattr(self, "metric", None)  # absent in a mirror pickled before it existed
+        if metric and study.metric_names != [objective_name(metric)]:
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([objective_name(metric)])
         return study, storage
 
     @staticmethod
@@ -86,6 +101,8 @@ class StudyMirror:
         }
         if r.error:
             attrs["error"] = r.error
+        if r.warm_start:
+            attrs[WARM_START] = r.warm_start
         return optuna.trial.create_trial(
             state=state,
             value=value,
@@ -136,7 +153,9 @@ class StudyMirror:
         tmp = self.path.with_suffix(".db.tmp")
         tmp.unlink(missing_ok=True)
         mode = "min" if self.direction == "minimize" else "max"
-        rebuilt = StudyMirror(tmp, self.name, mode, self.distributions)
+        rebuilt = StudyMirror(
+            tmp, self.name, mode, self.distributions, getattr(self, "metric", None)
+        )
         rebuilt.add(records)
         if not tmp.exists():  # nothing finished: an empty study
             _, storage = rebuilt._open(tmp)

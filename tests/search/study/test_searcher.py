@@ -40,3 +40,40 @@ def test_scheduler_stops_are_pruned_not_complete(space):
     assert full.intermediate_values == {1: 0.7, 2: 0.5}
     assert cut.state.name == "PRUNED" and cut.intermediate_values == {1: 0.9, 2: 0.85}
     assert bad.state.name == "FAIL"
+
+
+def test_seeds_come_first_marked_once_and_survive_a_save_and_restore(space, tmp_path):
+    from search.runtime.records import WARM_START
+
+    seed = {"num_bands": 1, "tau_mod": 2.5, "lr": 4e-3, "hidden": 64, "batch_size": 32}
+
+    def searcher():
+        return PrunedAwareOptunaSearch(
+            space=space,
+            metric=METRIC,
+            mode="min",
+            sampler=make_sampler("tpe", 0),
+            seeds=[(seed, "runs/mosi:abc")],
+        )
+
+    fresh = searcher()
+    first = fresh.suggest("a")
+    assert first[WARM_START] == "runs/mosi:abc"
+    assert {k: first[k] for k in seed} == seed
+    assert fresh._ot_trials["a"].user_attrs[WARM_START] == "runs/mosi:abc"
+    assert WARM_START not in fresh.suggest("b")  # then the sampler as usual
+    # the study holds this search's two trials, nothing finished: no earlier score was told
+    assert [t.state.name for t in fresh._ot_study.trials] == ["RUNNING", "RUNNING"]
+    fresh.on_trial_complete("a", result=last_result(2, 0.5, done=True))
+    # saved after its seed was handed out (as --resume restores it): never handed out again
+    fresh.save(str(tmp_path / "state.pkl"))
+    restored = searcher()
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert all(WARM_START not in restored.suggest(f"r{i}") for i in range(3))
+    # saved before: handed out once, first
+    before = searcher()
+    before.save(str(tmp_path / "before.pkl"))
+    again = searcher()
+    again.restore(str(tmp_path / "before.pkl"))
+    marks = [again.suggest(f"s{i}").get(WARM_START) for i in range(3)]
+    assert marks == ["runs/mosi:abc", None, None]
