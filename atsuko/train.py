@@ -165,7 +165,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> Evaluation:
-        """Metrics and mean router weights on one split (MCM branches do not run here)."""
+        """Metrics and mean router weights on one split, computed in float32 whatever the
+        training precision (MCM branches do not run here)."""
         self.model.train(False)  # evaluation mode
         split = self.splits[split_name]
         preds, ws, alphas = [], [], {}
