@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-timeout", type=float, default=210.0, help="seconds")
     parser.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda if present")
     args = parser.parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else None)
-    if device is None:
+    device = args.device or "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
         say(
             f"no CUDA device here (torch {torch.__version__}, CUDA build "
             f"{torch.version.cuda or 'none'}): nothing to check"
