@@ -83,6 +83,8 @@ class TrainConfig:
     seed: int = 1111
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch threads; 0 leaves torch's default
+    precision: str = "auto"  # training steps: auto (bf16 where CUDA has bf16 units) | bf16 | fp32
+    deterministic: bool = False  # deterministic kernels (GPU runs then repeat exactly)
     select_metric: str | None = None  # default: the dataset's (MAE for regression, acc MIntRec)
     select_mode: str | None = None  # min | max
 
@@ -258,6 +260,7 @@ CHOICES = {
     ("model", "router_mix"): ("sum", "gate"),
     ("model", "text_encoder"): ("features", "bert"),
     ("train", "device"): ("auto", "cpu", "cuda"),
+    ("train", "precision"): ("auto", "bf16", "fp32"),
     ("train", "select_mode"): (None, "min", "max"),
     ("data", "dataset"): DATASETS,
 }

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from atsuko import config as cfg
+from atsuko import device as dev
 from atsuko.config import Config
-from atsuko.data import Batch, Dataset, Split, batches, load_from_config
+from atsuko.data import Batch, Dataset, batches, load_from_config
 from atsuko.metrics import score
 from atsuko.model import Atsuko
 
@@ -80,41 +81,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise cfg.ConfigError("train.device is 'cuda' but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def split_to(split: Split, device: torch.device) -> Split:
-    """The whole split on `device`, moved once (batches are then drawn by index there)."""
-    move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
-    return dataclasses.replace(
-        split,
-        features=move(split.features),
-        lengths=move(split.lengths),
-        labels=split.labels.to(device),
-        extras=move(split.extras),
-    )
-
-
-def _split_bytes(split: Split) -> int:
-    tensors = [*split.features.values(), *split.lengths.values(), *split.extras.values()]
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
 class Trainer:
-    """One model, its optimiser and its selection state; `fit` drives it epoch by epoch."""
+    """One model, its optimiser and its selection state; `fit` drives it epoch by epoch.
 
-    def __init__(self, config: Config, dataset: Dataset, *, device: str | None = None):
+    `gpu_share`: this process's share of its GPU, which bounds the splits moved there (default:
+    what Ray assigned to this worker, 1.0 outside Ray; see `atsuko.device`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        dataset: Dataset,
+        *,
+        device: str | None = None,
+        gpu_share: float | None = None,
+    ):
         self.config, self.dataset = config, dataset
         self.metric, self.mode = select_spec(config, dataset)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
+        self.device = dev.pick_device(device or config.train.device)
+        self.deterministic = config.train.deterministic
+        dev.set_deterministic(self.deterministic, self.device)
+        self.amp_dtype = dev.autocast_dtype(config.train.precision, self.device)
         seed_everything(config.train.seed)
-        self.device = pick_device(device or config.train.device)
         self.model = Atsuko(
             config=config.model,
             dims=dataset.dims,
@@ -125,27 +114,21 @@ class Trainer:
             self.model.optimizer_groups(config.train.weight_decay), lr=config.train.lr
         )
         self.generator = torch.Generator().manual_seed(config.train.seed)
-        self.splits = self._place_splits()
+        share = dev.assigned_gpu_share() if gpu_share is None else gpu_share
+        self.splits, self.on_device = dev.place_splits(dataset.splits, self.device, share)
         self.epoch = 0
         self.best_score = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[EpochRecord] = []
 
-    def _place_splits(self) -> dict[str, Split]:
-        splits = self.dataset.splits
-        if self.device.type != "cuda":
-            return splits
-        free, _ = torch.cuda.mem_get_info(self.device)
-        needed = sum(_split_bytes(s) for s in splits.values())
-        if needed < 0.5 * free:  # leave room for activations; else batches move one by one
-            return {name: split_to(s, self.device) for name, s in splits.items()}
-        return splits
-
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """The context of training steps: autocast at `train.precision`."""
+        return dev.compute(self.device, self.amp_dtype, self.deterministic)
+
+    def _float32(self) -> contextlib.AbstractContextManager:
+        """The context of evaluation: float32, so scores match across devices and precisions."""
+        return dev.compute(self.device, None, self.deterministic)
 
     def better(self, value: float) -> bool:
         if math.isnan(value):
@@ -183,13 +166,14 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split_name: str) -> Evaluation:
-        """Metrics and mean router weights on one split (MCM branches do not run here)."""
+        """Metrics and mean router weights on one split, computed in float32 whatever the
+        training precision (MCM branches do not run here)."""
         self.model.train(False)  # evaluation mode
         split = self.splits[split_name]
         preds, ws, alphas = [], [], {}
         for batch in batches(split, max(self.config.train.batch_size, 256), shuffle=False):
             batch = batch.to(self.device)
-            with self._autocast():
+            with self._float32():
                 out = self.model(batch.features, batch.lengths, batch.extras)
             preds.append(out.pred.float().cpu())
             ws.append(out.w.float().cpu())
@@ -207,19 +191,22 @@ class Trainer:
         return Evaluation(metrics=metrics, router=router, pred=pred)
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs, tensors on the CPU (a checkpoint loads on any machine);
+        the RNG states of python, numpy, torch's CPU and this run's CUDA device."""
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": dev.to_cpu(self.model.state_dict()),
+            "optimizer": dev.to_cpu(self.optimizer.state_dict()),
             "epoch": self.epoch,
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
+            "best_state": dev.to_cpu(self.best_state),
             "history": [dataclasses.asdict(r) for r in self.history],
             "generator": self.generator.get_state(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
+                **dev.rng_state(self.device),
             },
             "config": self.config.to_dict(),
         }
@@ -235,6 +222,7 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
+        dev.set_rng_state(state["rng"], self.device)
 
     def restore_best(self) -> None:
         if self.best_state is not None:
@@ -362,9 +350,8 @@ def fit(
         trainer=trainer,
     )
     if out is not None:
-        torch.save(
-            {"model": trainer.model.state_dict(), "config": config.to_dict()}, out / "best.pt"
-        )
+        model = dev.to_cpu(trainer.model.state_dict())  # loads on a CPU machine too
+        torch.save({"model": model, "config": config.to_dict()}, out / "best.pt")
         (out / "results.json").write_text(json.dumps(result_json(result), indent=2))
     return result
 

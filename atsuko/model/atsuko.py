@@ -202,7 +202,8 @@ class Atsuko(nn.Module):
 
         w, log_w = self.router(shallow, h)  # (B, M) each
         z = torch.einsum("bm,bmd->bd", w, torch.stack([h[m] for m in self.modalities], dim=1))
-        pred = self.head(z)  # (B, out)
+        with torch.autocast(z.device.type, enabled=False):  # predictions are scored: float32
+            pred = self.head(z.float())  # (B, out)
         pred = pred.squeeze(-1) if self.task == "regression" else pred
         bimodal = None
         if self.mcm is not None and (self.training if branches is None else branches):
