@@ -20,7 +20,7 @@ from atsuko.errors import AtsukoError
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
 DEFAULT_STATE_DIR = Path("~/.atsuko-cluster")
-# Every process of the cluster and every client sets these (see design/SYSTEM.md, traps):
+# Every process of the cluster and every client sets these:
 # without the first, Ray rewrites 127.0.0.1 to the machine's external address, listens on all
 # interfaces and a client waits forever for a GCS at that address; the second turns token
 # authentication on for the nodes and makes clients send the token.
