@@ -7,20 +7,31 @@ So the bands of a sequence sum to it, are mutually orthogonal along time (per ch
 split its energy exactly.
 
 - `graph='path'` (default): step t linked to t+1. The Laplacian's eigenbasis is the closed-form
-  DCT-II, so no eigen-solver runs; the projectors `P_k` are built once per (length, K, split),
-  kept in a byte-bounded cache and applied to all bands with one batched product.
+  DCT-II, so no eigen-solver runs; for a batch of full-length sequences the projectors `P_k`
+  are built once per (length, K, split), kept in a byte-bounded cache and applied to all bands
+  with one batched product.
 - `graph='knn'`: a per-sample cosine k-NN affinity of the features, eigenbasis by `eigh`
   (data-adaptive, slower; the graph is built from detached features, so no gradient flows
   through the eigen-solver).
 
-Variable lengths (padding at the end): every sample's basis spans its own valid steps; samples
-are grouped by length and each group takes one batched product. Padding stays zero.
+Variable lengths (padding at the end): every sample's basis spans its own valid steps. The
+whole batch is projected at once, with no loop over lengths and one host sync per call (the
+batch's largest length and band widths): the path graph's DCT bases are computed on the device
+from the lengths (an exact integer phase `k (2n + 1) mod 4L`), the k-NN graph's Laplacians are
+padded with an isolated, high-frequency block that `eigh` sorts past the valid eigenvectors.
+Each band then takes one batched product over its own window of eigenvectors. Padding stays
+zero.
 
-Shapes: B batch, T time (padded), L a valid length, d channels, K bands.
+Short sequences: a sample with fewer valid steps than bands has fewer graph frequencies than
+bands (see `band_edges`); the bands it cannot fill are empty for it, carry zeros, and
+`band_mask` says which bands a sample has.
+
+Shapes: B batch, T time (padded), L a valid length, d channels, K bands, W a band's width.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 
@@ -35,29 +46,55 @@ GRAPHS = ("path", "knn")
 
 
 def band_edges(length: int, num_bands: int, split: str = "uniform") -> tuple[int, ...]:
-    """Edges `e_0 = 0 < e_1 < ... < e_K = length` of K contiguous, non-empty frequency bands.
+    """Edges `0 = e_0 <= e_1 <= ... <= e_K = length` of K contiguous frequency bands: band k
+    holds the eigenvector indices `e_k .. e_{k+1} - 1`.
 
-    `uniform`: equal groups (the first ones take the remainder: 50 -> 17, 17, 16).
+    `uniform`: equal groups (the first ones take the remainder: 50 -> 17, 17, 16), edges
+    `ceil(i L / K)`.
     `log`: edges evenly spaced in log(1 + index), so low frequencies get finer bands.
+
+    When `length >= num_bands` every band is non-empty (edges strictly increasing). A shorter
+    sequence (down to one step) has fewer frequencies than bands: each frequency goes to the
+    band of its relative position, the edges repeat, and a repeated edge is an empty band.
+    Band 0 always holds the constant (lowest) frequency; a one-step sequence fills band 0 only.
+    `num_bands < 1`, an unknown split or a length below 1 is an error.
     """
     if split not in SPLITS:
         raise ConfigError(f"model.band_split: expected one of {', '.join(SPLITS)}, got {split!r}")
     if num_bands < 1:
         raise ConfigError(f"model.num_bands: expected a positive value, got {num_bands}")
-    if num_bands > length:
-        raise ConfigError(
-            f"model.num_bands ({num_bands}) exceeds the valid length {length} of a sequence: "
-            f"every band needs at least one graph frequency; lower model.num_bands to at most "
-            f"{length} or drop sequences shorter than {num_bands} steps"
-        )
+    if length < 1:
+        raise DataError(f"a sequence needs at least one valid step, got length {length}")
     if split == "uniform":
         return tuple(-(-i * length // num_bands) for i in range(num_bands + 1))
     raw = [round((length + 1) ** (i / num_bands)) - 1 for i in range(num_bands + 1)]
     edges = [0]
-    for i in range(1, num_bands):  # strictly increasing, leaving one index for each later band
-        edges.append(min(max(raw[i], edges[-1] + 1), length - (num_bands - i)))
+    if length < num_bands:  # non-decreasing (empty bands allowed); band 0 holds index 0
+        edges.extend(min(max(raw[i], 1), length) for i in range(1, num_bands))
+    else:  # strictly increasing, leaving one index for each later band
+        for i in range(1, num_bands):
+            edges.append(min(max(raw[i], edges[-1] + 1), length - (num_bands - i)))
     edges.append(length)
     return tuple(edges)
+
+
+@functools.lru_cache(maxsize=64)
+def _edge_table(steps: int, num_bands: int, split: str, device: str) -> Tensor:
+    """(steps + 1, K + 1) int64 on `device`: row L holds `band_edges(L)` (row 0: zeros)."""
+    rows = [(0,) * (num_bands + 1)]
+    rows += [band_edges(n, num_bands, split) for n in range(1, steps + 1)]
+    return torch.tensor(rows, dtype=torch.int64, device=device)
+
+
+def edge_table(steps: int, num_bands: int, split: str, device) -> Tensor:
+    """Band edges of every valid length up to `steps`, cached per device: index it by lengths."""
+    return _edge_table(steps, num_bands, split, str(torch.device(device)))
+
+
+def band_mask(lengths: Tensor, steps: int, num_bands: int, split: str = "uniform") -> Tensor:
+    """(B,) valid lengths -> (B, K) bool: which bands each sample has (non-empty band)."""
+    edges = edge_table(steps, num_bands, split, lengths.device)[lengths.clamp(0, steps)]
+    return edges[:, 1:] > edges[:, :-1]
 
 
 def dct_basis(length: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -169,6 +206,70 @@ def knn_basis(x: Tensor, k: int) -> Tensor:
         return torch.linalg.eigh(lap).eigenvectors  # (b, L, L): [n, eigen index]
 
 
+def knn_basis_padded(x: Tensor, lengths: Tensor, k: int) -> Tensor:
+    """Per-sample k-NN eigenbases of sequences of different lengths, in one batched `eigh`:
+    (B, T, d), (B,) -> (B, T, T) whose first L_b columns are sample b's `knn_basis` (up to the
+    sign of each eigenvector) on its valid steps, about zero on padding; no gradient.
+
+    Neighbours are chosen among valid steps only, and the padding steps form an isolated block
+    with a diagonal above the Gershgorin bound `2 max degree` of the valid Laplacian, so `eigh`
+    sorts their eigenvectors after the valid ones."""
+    B, T, _ = x.shape
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        x = x.detach().float()
+        valid = torch.arange(T, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        pair = valid[:, :, None] & valid[:, None, :]  # (B, T, T)
+        k = min(k, T - 1)
+        if k >= 1:
+            unit = F.normalize(x, dim=-1)
+            eye = torch.eye(T, dtype=torch.bool, device=x.device)
+            sim = (unit @ unit.transpose(1, 2)).masked_fill(eye | ~pair, float("-inf"))
+            top = sim.topk(k, dim=-1).indices  # (B, T, k)
+            adj = torch.zeros_like(sim).scatter(-1, top, sim.gather(-1, top).clamp(min=0))
+            adj = torch.maximum(adj, adj.transpose(1, 2))  # zero on padding rows and columns
+        else:
+            adj = x.new_zeros(B, T, T)
+        degree = adj.sum(-1)  # (B, T)
+        high = 2 * degree.amax(-1, keepdim=True) + 1  # (B, 1): above every valid eigenvalue
+        lap = torch.diag_embed(torch.where(valid, degree, high)) - adj
+        return torch.linalg.eigh(lap).eigenvectors  # (B, T, T)
+
+
+def path_basis(lengths: Tensor, steps: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Per-sample DCT-II bases on the device: (B,) lengths -> (B, steps, steps), sample b's
+    `dct_basis(L_b)` in its top-left corner and zeros elsewhere. The phase `k (2n + 1)` is
+    reduced modulo `4 L` in integers, so the cosine's argument stays below 2 pi."""
+    device = lengths.device
+    n = torch.arange(steps, device=device)
+    phase = n[None, :] * (2 * n[:, None] + 1)  # (steps, steps): [n, k] -> k (2n + 1)
+    L = lengths.clamp(min=1)[:, None, None]  # (B, 1, 1)
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    angle = (phase[None] % (4 * L)).to(work) * (math.pi / 2) / L.to(work)
+    scale = torch.where(n[None, None, :] == 0, 1.0 / L.to(work), 2.0 / L.to(work)).sqrt()
+    inside = (n[None, :, None] < L) & (n[None, None, :] < L)  # valid step and frequency
+    return (torch.cos(angle) * scale * inside).to(dtype)
+
+
+def project_windows(basis: Tensor, x: Tensor, edges: Tensor, widths: list[int]) -> Tensor:
+    """Bands of a batch from per-sample bases: (B, T, T) basis, (B, T, d) x, (B, K + 1) edges,
+    the batch's widest window per band -> (B, K, T, d). Band k of sample b is
+    `U_b[:, e_k:e_{k+1}] U_b[:, e_k:e_{k+1}]^T x_b`: one batched product per band over a
+    window of `widths[k]` eigenvectors (masked past the sample's own band)."""
+    B, T, d = x.shape
+    coef = basis.transpose(1, 2) @ x  # (B, T, d): graph-frequency coefficients
+    out = []
+    for k, width in enumerate(widths):
+        if width == 0:  # no sample of the batch has this band
+            out.append(x.new_zeros(B, T, d))
+            continue
+        index = edges[:, k : k + 1] + torch.arange(width, device=x.device)  # (B, W)
+        keep = index < edges[:, k + 1 : k + 2]
+        index = index.clamp(max=T - 1)
+        window = basis.gather(2, index[:, None, :].expand(B, T, width)) * keep[:, None, :]
+        out.append(window @ coef.gather(1, index[:, :, None].expand(B, width, d)))
+    return torch.stack(out, dim=1)
+
+
 class BandDecomposition(nn.Module):
     """Split (B, T, d) sequences into K orthogonal bands (B, K, T, d); no parameters."""
 
@@ -178,7 +279,7 @@ class BandDecomposition(nn.Module):
         super().__init__()
         if graph not in GRAPHS:
             raise ConfigError(f"model.graph: expected one of {', '.join(GRAPHS)}, got {graph!r}")
-        band_edges(num_bands, num_bands, split)  # validates split and num_bands early
+        band_edges(1, num_bands, split)  # validates split and num_bands early
         if graph == "knn" and knn_k < 1:
             raise ConfigError(f"model.knn_k: expected a positive value, got {knn_k}")
         self.num_bands, self.split, self.graph, self.knn_k = num_bands, split, graph, knn_k
@@ -186,28 +287,42 @@ class BandDecomposition(nn.Module):
     def extra_repr(self) -> str:
         return f"num_bands={self.num_bands}, split={self.split}, graph={self.graph}"
 
+    def band_mask(self, lengths: Tensor | None, steps: int, batch: int = 1) -> Tensor:
+        """(B, K) bool: which bands each sample has (all of them once its length >= K)."""
+        if lengths is None:
+            lengths = torch.full((batch,), steps, dtype=torch.int64)
+        return band_mask(lengths.clamp(1, steps), steps, self.num_bands, self.split)
+
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         B, T, _ = x.shape
         with torch.profiler.record_function("atsuko.band_projection"):
-            lens = [T] * B if lengths is None else lengths.tolist()
-            if min(lens) < 1 or max(lens) > T:
-                raise DataError(
-                    f"valid lengths must lie in 1..{T} (the padded length), got "
-                    f"{min(lens)}..{max(lens)}"
-                )
-            groups: dict[int, list[int]] = {}
-            for i, n in enumerate(lens):
-                groups.setdefault(n, []).append(i)
-            if len(groups) == 1 and lens[0] == T:
+            if lengths is None:
                 return self._bands(x)
-            order, pieces = [], []
-            for n, rows in groups.items():
-                index = torch.tensor(rows, device=x.device)
-                bands = self._bands(x[index, :n])  # (b, K, L, d)
-                pieces.append(F.pad(bands, (0, 0, 0, T - n)))  # (b, K, T, d), zero padding
-                order.extend(rows)
-            inverse = torch.argsort(torch.tensor(order, device=x.device))
-            return torch.cat(pieces)[inverse]  # (B, K, T, d) in the input's row order
+            lengths = lengths.to(x.device)
+            table = edge_table(T, self.num_bands, self.split, x.device)
+            edges = table[lengths.clamp(1, T)]  # (B, K + 1)
+            widths = (edges[:, 1:] - edges[:, :-1]).amax(0)  # (K,): the widest window per band
+            span = torch.stack(lengths.aminmax())
+            low, high, *widths = torch.cat([span, widths]).tolist()  # the one host sync
+            if low < 1 or high > T:
+                raise DataError(
+                    f"valid lengths must lie in 1..{T} (the padded length), got {low}..{high}"
+                )
+            if low == high == T:  # aligned data: the cached projectors (or one eigh)
+                return self._bands(x)
+            if low == high:
+                return F.pad(self._bands(x[:, :high]), (0, 0, 0, T - high))
+            x = x[:, :high]  # the batch's longest sequence: no frequency lies beyond it
+            lens = lengths
+            if self.graph == "path":
+                basis = path_basis(lens, high, x.dtype)
+                bands = project_windows(basis, x, edges, widths)
+            else:
+                basis = knn_basis_padded(x, lens, self.knn_k).to(x.dtype)
+                bands = project_windows(basis, x, edges, widths)
+                valid = torch.arange(high, device=x.device)[None, :] < lens[:, None]
+                bands = bands * valid[:, None, :, None].to(x.dtype)  # exact zeros on padding
+            return F.pad(bands, (0, 0, 0, T - high))  # (B, K, T, d), zero padding
 
     def _bands(self, x: Tensor) -> Tensor:
         """Bands of sequences that share one valid length: (b, L, d) -> (b, K, L, d)."""
