@@ -135,10 +135,12 @@ def projectors_from_basis(basis: Tensor, edges: tuple[int, ...]) -> Tensor:
 
 
 class ProjectorCache:
-    """Least-recently-used cache of path-graph projectors, bounded in bytes.
+    """Least-recently-used cache of path-graph projectors and bases, bounded in bytes.
 
-    Keyed by (length, K, split, device, dtype). Aligned data needs one entry; unaligned data one
-    per distinct valid length (MOSI unaligned, every length present: about 0.7 GB at K=3).
+    Projectors (K, L, L) for batches of one length, keyed by (length, K, split, device, dtype):
+    aligned data needs one entry. Bases `dct_basis(L)` zero-padded to (T, T) for batches of
+    mixed lengths, keyed by (length, T, device, dtype): unaligned data one per distinct valid
+    length (MOSI unaligned, every length present: about 0.7 GB).
     """
 
     def __init__(self, max_bytes: int = 1 << 30):
@@ -146,20 +148,34 @@ class ProjectorCache:
         self.entries: OrderedDict[tuple, Tensor] = OrderedDict()
         self.bytes = 0
 
-    def get(self, length: int, num_bands: int, split: str, device, dtype) -> Tensor:
-        key = (length, num_bands, split, str(device), dtype)
+    def _cached(self, key: tuple, build) -> Tensor:
         hit = self.entries.get(key)
         if hit is not None:
             self.entries.move_to_end(key)
             return hit
-        edges = band_edges(length, num_bands, split)
-        value = projectors_from_basis(dct_basis(length), edges).to(device=device, dtype=dtype)
+        value = build()
         self.entries[key] = value
         self.bytes += value.numel() * value.element_size()
         while self.bytes > self.max_bytes and len(self.entries) > 1:
             _, old = self.entries.popitem(last=False)
             self.bytes -= old.numel() * old.element_size()
         return value
+
+    def get(self, length: int, num_bands: int, split: str, device, dtype) -> Tensor:
+        def build() -> Tensor:
+            edges = band_edges(length, num_bands, split)
+            return projectors_from_basis(dct_basis(length), edges).to(device=device, dtype=dtype)
+
+        return self._cached((length, num_bands, split, str(device), dtype), build)
+
+    def basis(self, length: int, steps: int, device, dtype) -> Tensor:
+        """`dct_basis(length)` transposed (eigenvectors as rows), zero-padded to (T, T)."""
+
+        def build() -> Tensor:
+            padded = F.pad(dct_basis(length).T, (0, steps - length, 0, steps - length))
+            return padded.contiguous().to(device=device, dtype=dtype)
+
+        return self._cached(("basis", length, steps, str(device), dtype), build)
 
     def clear(self) -> None:
         self.entries.clear()
@@ -235,38 +251,38 @@ def knn_basis_padded(x: Tensor, lengths: Tensor, k: int) -> Tensor:
         return torch.linalg.eigh(lap).eigenvectors  # (B, T, T)
 
 
-def path_basis(lengths: Tensor, steps: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Per-sample DCT-II bases on the device: (B,) lengths -> (B, steps, steps), sample b's
-    `dct_basis(L_b)` in its top-left corner and zeros elsewhere. The phase `k (2n + 1)` is
-    reduced modulo `4 L` in integers, so the cosine's argument stays below 2 pi."""
-    device = lengths.device
-    n = torch.arange(steps, device=device)
-    phase = n[None, :] * (2 * n[:, None] + 1)  # (steps, steps): [n, k] -> k (2n + 1)
-    L = lengths.clamp(min=1)[:, None, None]  # (B, 1, 1)
-    work = torch.float64 if dtype == torch.float64 else torch.float32
-    angle = (phase[None] % (4 * L)).to(work) * (math.pi / 2) / L.to(work)
-    scale = torch.where(n[None, None, :] == 0, 1.0 / L.to(work), 2.0 / L.to(work)).sqrt()
-    inside = (n[None, :, None] < L) & (n[None, None, :] < L)  # valid step and frequency
-    return (torch.cos(angle) * scale * inside).to(dtype)
+def path_basis(lengths: list[int], steps: int, *, device=None, dtype=torch.float32) -> Tensor:
+    """Per-sample DCT-II bases as rows: B lengths -> (B, steps, steps), sample b's
+    `dct_basis(L_b).T` (row j: the j-th eigenvector) in its top-left corner, zeros elsewhere.
+    Each length's basis is built once and cached on the device; a batch is one stack of
+    cached tensors (no host-device copy once warm)."""
+    device = device or torch.device("cpu")
+    return torch.stack([PROJECTORS.basis(n, steps, device, dtype) for n in lengths])
 
 
-def project_windows(basis: Tensor, x: Tensor, edges: Tensor, widths: list[int]) -> Tensor:
-    """Bands of a batch from per-sample bases: (B, T, T) basis, (B, T, d) x, (B, K + 1) edges,
+def project_windows(rows: Tensor, x: Tensor, edges: Tensor, widths: list[int]) -> Tensor:
+    """Bands of a batch from per-sample bases: `rows` (B, S, S) holds each sample's
+    eigenvectors as rows (`rows[b, j, n] = u_j(n)`, S >= T), x (B, T, d), edges (B, K + 1),
     the batch's widest window per band -> (B, K, T, d). Band k of sample b is
-    `U_b[:, e_k:e_{k+1}] U_b[:, e_k:e_{k+1}]^T x_b`: one batched product per band over a
-    window of `widths[k]` eigenvectors (masked past the sample's own band)."""
+    `U_k U_k^T x_b` over its eigenvectors `e_k .. e_{k+1} - 1`: one batched product per band
+    over a window of `widths[k]` rows (coefficients past the sample's own band masked)."""
     B, T, d = x.shape
-    coef = basis.transpose(1, 2) @ x  # (B, T, d): graph-frequency coefficients
+    S = rows.shape[1]
+    coef = rows[:, :T, :T] @ x  # (B, T, d): graph-frequency coefficients (S >= T)
+    flat_rows, flat_coef = rows.reshape(B * S, S), coef.reshape(B * T, d)
     out = []
     for k, width in enumerate(widths):
         if width == 0:  # no sample of the batch has this band
             out.append(x.new_zeros(B, T, d))
             continue
         index = edges[:, k : k + 1] + torch.arange(width, device=x.device)  # (B, W)
-        keep = index < edges[:, k + 1 : k + 2]
+        keep = (index < edges[:, k + 1 : k + 2]).to(x.dtype)[..., None]  # (B, W, 1)
         index = index.clamp(max=T - 1)
-        window = basis.gather(2, index[:, None, :].expand(B, T, width)) * keep[:, None, :]
-        out.append(window @ coef.gather(1, index[:, :, None].expand(B, width, d)))
+        base = torch.arange(B, device=x.device)[:, None]
+        window = flat_rows.index_select(0, (base * S + index).reshape(-1))  # (B W, S)
+        window = window.view(B, width, S)[:, :, :T]  # (B, W, T)
+        picked = flat_coef.index_select(0, (base * T + index).reshape(-1)).view(B, width, d)
+        out.append(window.transpose(1, 2) @ (picked * keep))  # (B, T, W) @ (B, W, d)
     return torch.stack(out, dim=1)
 
 
@@ -299,11 +315,8 @@ class BandDecomposition(nn.Module):
             if lengths is None:
                 return self._bands(x)
             lengths = lengths.to(x.device)
-            table = edge_table(T, self.num_bands, self.split, x.device)
-            edges = table[lengths.clamp(1, T)]  # (B, K + 1)
-            widths = (edges[:, 1:] - edges[:, :-1]).amax(0)  # (K,): the widest window per band
-            span = torch.stack(lengths.aminmax())
-            low, high, *widths = torch.cat([span, widths]).tolist()  # the one host sync
+            lens = lengths.tolist()  # the one host sync of the call
+            low, high = min(lens), max(lens)
             if low < 1 or high > T:
                 raise DataError(
                     f"valid lengths must lie in 1..{T} (the padded length), got {low}..{high}"
@@ -312,17 +325,24 @@ class BandDecomposition(nn.Module):
                 return self._bands(x)
             if low == high:
                 return F.pad(self._bands(x[:, :high]), (0, 0, 0, T - high))
+            edges = edge_table(T, self.num_bands, self.split, x.device)[lengths]  # (B, K + 1)
+            widths = [  # the widest window of each band in this batch
+                max(e[k + 1] - e[k] for e in map(self._edges, set(lens)))
+                for k in range(self.num_bands)
+            ]
             x = x[:, :high]  # the batch's longest sequence: no frequency lies beyond it
-            lens = lengths
             if self.graph == "path":
-                basis = path_basis(lens, high, x.dtype)
-                bands = project_windows(basis, x, edges, widths)
+                rows = path_basis(lens, T, device=x.device, dtype=x.dtype)  # (B, T, T)
+                bands = project_windows(rows, x, edges, widths)
             else:
-                basis = knn_basis_padded(x, lens, self.knn_k).to(x.dtype)
-                bands = project_windows(basis, x, edges, widths)
-                valid = torch.arange(high, device=x.device)[None, :] < lens[:, None]
+                basis = knn_basis_padded(x, lengths, self.knn_k).to(x.dtype)  # (B, n, j)
+                bands = project_windows(basis.transpose(1, 2).contiguous(), x, edges, widths)
+                valid = torch.arange(high, device=x.device)[None, :] < lengths[:, None]
                 bands = bands * valid[:, None, :, None].to(x.dtype)  # exact zeros on padding
             return F.pad(bands, (0, 0, 0, T - high))  # (B, K, T, d), zero padding
+
+    def _edges(self, length: int) -> tuple[int, ...]:
+        return band_edges(length, self.num_bands, self.split)
 
     def _bands(self, x: Tensor) -> Tensor:
         """Bands of sequences that share one valid length: (b, L, d) -> (b, K, L, d)."""
