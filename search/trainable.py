@@ -11,10 +11,14 @@ worker's log lines with its own id when it starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +115,22 @@ def _actor_repr(self: Any) -> str:
     return f"atsuko_{self.dataset_name}"
 
 
+def _quiet_sigterm(signum: int, frame: Any) -> None:
+    """Ray ends idle trial workers with SIGTERM when a search is over; its own handler raises
+    SystemExit wherever the worker is, which prints a traceback into the driver's console.
+    The trial's results are already saved: flush and leave quietly."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(1)
+
+
+def quiet_sigterm() -> None:
+    """On a worker's main thread (an actor's setup): SIGTERM ends it without a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _quiet_sigterm)
+
+
 def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: float) -> type:
     """The trainable class for `Tuner`: data in the object store, resources, readable actors.
 
@@ -120,8 +140,13 @@ def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: fl
     fn = tune.with_parameters(train_trial, data=data, base=base, cpus=cpus)
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
     wrapped = wrap_function(fn)
+
+    def setup(self: Any, config: dict[str, Any]) -> None:  # on the actor's main thread
+        quiet_sigterm()
+        wrapped.setup(self, config)
+
     return type(
         "AtsukoTrial",
         (wrapped,),
-        {"dataset_name": base["data"]["dataset"], "__repr__": _actor_repr},
+        {"dataset_name": base["data"]["dataset"], "__repr__": _actor_repr, "setup": setup},
     )
