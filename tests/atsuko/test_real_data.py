@@ -33,7 +33,7 @@ def test_real_files_hold_short_sequences(real_mosi, real_mosi_unaligned, real_mi
 
 
 def test_default_config_beats_the_all_negative_predictor_on_real_mosi(real_mosi):
-    result = fit(_config("mosi", epochs=8), load(real_mosi), score_test=True, log=None)
+    result = fit(_config("mosi", epochs=5), load(real_mosi), score_test=True, log=None)
     assert result.test["Non0_acc_2"] > ALL_NEGATIVE_NON0 + 0.04, result.test
 
 
@@ -41,7 +41,7 @@ def test_default_config_beats_the_all_negative_predictor_on_real_mosi(real_mosi)
 def test_default_config_trains_on_each_real_file(which, request):
     path = request.getfixturevalue(which)
     dataset = load(path)
-    result = fit(_config(dataset.spec.name, epochs=2), dataset, score_test=True, log=None)
+    result = fit(_config(dataset.spec.name, epochs=1), dataset, score_test=True, log=None)
     assert all(v == v for v in result.test.values()), result.test  # no NaN
 
 
