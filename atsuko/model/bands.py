@@ -326,9 +326,9 @@ class BandDecomposition(nn.Module):
             if low == high:
                 return F.pad(self._bands(x[:, :high]), (0, 0, 0, T - high))
             edges = edge_table(T, self.num_bands, self.split, x.device)[lengths]  # (B, K + 1)
+            present = [self._edges(n) for n in set(lens)]  # the batch's distinct lengths
             widths = [  # the widest window of each band in this batch
-                max(e[k + 1] - e[k] for e in map(self._edges, set(lens)))
-                for k in range(self.num_bands)
+                max(e[k + 1] - e[k] for e in present) for k in range(self.num_bands)
             ]
             x = x[:, :high]  # the batch's longest sequence: no frequency lies beyond it
             if self.graph == "path":
