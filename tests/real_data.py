@@ -107,7 +107,7 @@ def mosi_pickle(out: Path, *, aligned: bool, seed: int = 0, limit: int | None = 
             "text_bert": bert,
             "regression_labels": labels,
         }
-        for m, weight in (("audio", 0.3), ("vision", 0.0)):
+        for m, weight in (("audio", 0.05), ("vision", 0.0)):
             steps = ALIGNED_STEPS if aligned else UNALIGNED_STEPS[m]
             if aligned:
                 lengths = np.full(n, steps, dtype=np.int64)
