@@ -439,6 +439,9 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
             if stats:
                 shown = "  ".join(f"{k} {v['mean']:.4f}±{v['std']:.4f}" for k, v in stats.items())
                 lines.append(f"{split} over seeds {final['seeds']}: {shown}")
+        for run in final.get("runs") or []:
+            if "error" in run:
+                lines.append(f"Re-run with seed {run.get('seed')} FAILED: {run['error']}")
         lines.append(
             f"Reproduce: python -m atsuko.train --config {out / 'best_config.yaml'} "
             f"--seed {best['seed']}"

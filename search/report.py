@@ -158,6 +158,8 @@ def results_section(summary: dict | None, trials: Any) -> Section:
         for r in errors:
             s.note(f"seed {r.get('seed')} failed: {r['error']}")
         return s
+    for r in [r for r in final.get("runs") or [] if "error" in r]:  # every re-run failed
+        s.note(f"seed {r.get('seed')} failed: {r['error']}")
     s.note(
         "No seed re-runs in summary.json (the search is unfinished or ran with --final-seeds 0): "
         "no test results. Best validation scores of the completed trials so far:"

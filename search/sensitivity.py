@@ -349,7 +349,8 @@ def curve_rows(
     """
     tests = tests or {}
     valid_names = sorted({k for o in outcomes.values() for k in (o.get("valid") or {})})
-    test_names = sorted({k for t in tests.values() for k in t}) if plan.with_test else []
+    test_names = sorted({k for t in tests.values() for k in t if k != "error"})
+    test_names = test_names if plan.with_test else []
     rows = []
     for point in plan.points:
         outcome = outcomes.get(point["trial"])
@@ -371,6 +372,8 @@ def curve_rows(
         test = tests.get(point["trial"], {})
         for name in test_names:
             row[f"test/{name}"] = test.get(name, "")
+        if plan.with_test and "error" in test:
+            row["test_error"] = test["error"]  # the scoring task failed (retried on rerun)
         row["trial_id"] = outcome.get("trial_id", "")
         rows.append(row)
     return rows
@@ -528,15 +531,19 @@ def outcome(result: Any) -> dict[str, Any]:
     }
 
 
-def _score_test(checkpoint: str, config: dict[str, Any], dataset: Any, threads: int) -> dict:
+def _score_test(
+    checkpoint: str, config: dict[str, Any], dataset: Any, threads: int, label: str = ""
+) -> dict:
     """The test metrics of a finished point's best epoch, from its last checkpoint (a Ray task).
 
     The trial selected its epoch on validation only; the test split is scored here, once."""
     import torch
 
     from atsuko.train import Trainer
+    from search.fault_hook import maybe_fail
     from search.trainable import STATE_FILE
 
+    maybe_fail("score_test", label)
     torch.set_num_threads(threads)
     state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
     trainer = Trainer(cfg.from_dict(config), dataset)
@@ -552,8 +559,13 @@ def _test_scores(
     folder: Path,
     settings: Settings,
 ) -> dict[str, dict[str, float]]:
-    """Test metrics per finished point, cached in `test_scores.json` across runs."""
+    """Test metrics per finished point, cached in `test_scores.json` across runs.
+
+    A point whose scoring task fails (out of memory, a lost node) is `{'error': ...}` here, said
+    on the console, and left out of the cache: the next run of the same command retries it."""
     import ray
+
+    from search.export import gather_each
 
     path = folder / TEST_FILE
     cache = json.loads(path.read_text()) if path.is_file() else {}
@@ -577,11 +589,18 @@ def _test_scores(
             ds, overrides = plan.trials[label]
             config = plan.anchors[ds].replace(**overrides).to_dict()
             calls[label] = task.remote(
-                ledger[label]["checkpoint"], config, datasets[ds].ref, threads
+                ledger[label]["checkpoint"], config, datasets[ds].ref, threads, label
             )
-        for label, ref in calls.items():
-            cache[label] = ray.get(ref)
+        done, failed = gather_each(calls)
+        cache.update(done)
         path.write_text(json.dumps(cache, indent=2))
+        for label, error in failed.items():
+            print(
+                f"warning: scoring the test split of {label} failed: {error}; its test columns "
+                "stay empty (rerun the same command to retry it)",
+                flush=True,
+            )
+        return {**cache, **{label: {"error": error} for label, error in failed.items()}}
     return cache
 
 
@@ -715,10 +734,16 @@ def _complete(folder: Path, plan: Plan) -> bool:
         (r["dataset"], r["parameter"], r["value"], r["seed"])
         for r in rows
         if r["state"] in ("COMPLETE", "ERROR")
-        and (not plan.with_test or r["state"] == "ERROR" or any(k.startswith("test/") for k in r))
+        and (not plan.with_test or r["state"] == "ERROR" or _has_test(r))
     }
     want = {(p["dataset"], p["parameter"], p["value"], p["seed"]) for p in plan.points}
     return want <= done
+
+
+def _has_test(row: dict[str, Any]) -> bool:
+    """Whether a `curves.csv` row holds test scores (its scoring did not fail)."""
+    scores = [v for k, v in row.items() if k.startswith("test/")]
+    return not row.get("test_error") and any(math.isfinite(v) for v in scores)
 
 
 def run_sensitivity(
@@ -820,6 +845,7 @@ def run_sensitivity(
             doc["wall_seconds"] = float(doc["wall_seconds"]) + time.time() - start
             doc["finished_at"] = time.time()
             doc["states"] = _count(o["state"] for o in outcomes.values())
+            doc["test_failures"] = {k: t["error"] for k, t in tests.items() if "error" in t}
             (folder / PLAN_FILE).write_text(json.dumps(doc, indent=2, default=str) + "\n")
         unfinished = n - sum(o["state"] in ("COMPLETE", "ERROR") for o in outcomes.values())
         print(f"Sensitivity curves: {path} ({doc['states']})", flush=True)
