@@ -72,6 +72,8 @@ def test_cli_without_a_cluster(tmp_path: Path) -> None:
     assert r.returncode == 0 and "no cluster recorded" in r.stdout
     r = cli("up", "--workers", "-1", "--state-dir", str(tmp_path))
     assert r.returncode == 2 and "--workers must be >= 0" in r.stderr
+    r = cli("add-worker", "--state-dir", str(tmp_path))
+    assert r.returncode == 2 and "no running cluster recorded" in r.stderr
 
 
 # ----------------------------------------------------------------------------- a live cluster
