@@ -137,6 +137,9 @@ def test_search_waits_for_a_worker_then_completes(tmp_path) -> None:
             *FAST,
             "--final-seeds",
             "1",
+            "--diagnostics",
+            "--diagnostics-epochs",
+            "1",
             "--address",
             c.address,
             "--out",
@@ -166,3 +169,11 @@ def test_search_waits_for_a_worker_then_completes(tmp_path) -> None:
     assert len(table) == 3 and all(r["node_id"] == worker for r in table)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final"]["seeds"] == [1111] and not summary["final"]["failed"]
+    # the diagnostics trained in a Ray task on the worker, not in the driver on the 0-CPU head
+    diag = json.loads((out / "diagnostics" / "diagnostics.json").read_text())
+    assert diag["ran_on"]["node_id"] == worker and set(diag["variants"]) == {
+        "full",
+        "no_mcm",
+        "no_sbr",
+        "baseline",
+    }
