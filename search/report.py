@@ -287,6 +287,8 @@ def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section
     )
     for n in plan.get("notes") or []:
         s.note(n)
+    for label, error in (plan.get("test_failures") or {}).items():
+        s.note(f"test scoring of {label} failed: {error} (rerun the same command to retry it)")
     metrics = {ds: figures._metric_for(plan, ds, metric) for ds in plan["datasets"]}
     missing = sorted({m for m in metrics.values() if not any(f"valid/{m}" in r for r in curves)})
     if missing:

@@ -148,6 +148,10 @@ def test_failed_test_scoring_keeps_the_sweep(tmp_path) -> None:
     plan = json.loads((folder / "plan.json").read_text())
     assert [k.split("|")[:2] for k in plan["test_failures"]] == [["mosi", "anchor"]]
     assert "scoring the test split of mosi|anchor" in log
+    from search.report import build_report
+
+    build_report(tmp_path)
+    assert "test scoring of mosi|anchor" in (tmp_path / "report.md").read_text()
     # the next run of the same command retries the failed scoring, and only it
     log = _sweep(tmp_path, None)
     assert "Scoring the test split once for 1 finished point(s)" in log
