@@ -28,7 +28,9 @@ outputs under --out:
                     python -m atsuko.train --config best_config.yaml --seed 1111
   trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node
   study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
-  summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
+  summary.json      the winner (of the --final-top-k best trials, by mean validation score
+                    over --final-seeds); its validation and test metrics (mean, std), and the
+                    default configuration's on the same seeds
   tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files
 with --out URI, Tune writes tune/ there directly; the other files are kept in a local working
 folder (under the temp dir, or $ATSUKO_SEARCH_CACHE) and copied to the URI as the search goes.
@@ -175,6 +177,14 @@ def _search_flags(p: ArgumentParser) -> None:
         metavar="N",
         help="re-train the best config with seeds 1111..1110+N and score the test "
         "split once per seed (default 5; 0 skips)",
+    )
+    search.add_argument(
+        "--final-top-k",
+        type=positive_int,
+        metavar="K",
+        help="re-train the K best trials with the final seeds and keep the one with the best "
+        "mean validation score; only it is scored on test (default 3); the default "
+        "configuration is trained on the same seeds to compare against",
     )
 
 

@@ -64,6 +64,7 @@ class Settings:
     time_budget: float | None = None
     max_failures: int = 1
     final_seeds: int = 5
+    final_top_k: int = 3
     scale: float | None = None
     smoke_test: bool = False
     out: str = ""

@@ -25,6 +25,7 @@ SEARCH_ONLY = (
     "grace_period",
     "seed",
     "final_seeds",
+    "final_top_k",
     "diagnostics",
     "diagnostics_epochs",
 )

@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
 from search.study import export
+from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
 
@@ -195,8 +197,13 @@ def search_tuner(
     )
 
 
-def run(settings: Settings, resume: bool = False) -> int:
-    """Run (or resume) a search; returns the exit status."""
+def run(settings: Settings, resume: bool = False, trainable: Callable | None = None) -> int:
+    """Run (or resume) a search; returns the exit status.
+
+    `trainable` builds the trials' trainable class from (shared data, base configuration as a
+    dict, CPUs, GPUs); by default `search.runtime.trainable.make_trainable`, which trains.
+    The benchmark's replay passes one that answers from recorded curves.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -208,7 +215,7 @@ def run(settings: Settings, resume: bool = False) -> int:
         return 0
     session = ray_session.start_for(settings)
     try:
-        return _search(job, session)
+        return _search(job, session, trainable)
     finally:
         session.shutdown()
         upload(job.storage)
@@ -227,7 +234,7 @@ def upload(store: Storage) -> None:
         )
 
 
-def _search(job: Job, session: ray_session.RaySession) -> int:
+def _search(job: Job, session: ray_session.RaySession, make: Callable | None = None) -> int:
     from search.runtime.shared_data import share
     from search.runtime.trainable import make_trainable
     from search.study.callbacks import SearchOutputs
@@ -255,7 +262,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     _say(describe(session, store))
     data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
     job.dataset = None  # ... and no second one in the driver for the rest of the search
-    trainable = make_trainable(
+    trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
     if job.resume:
@@ -298,23 +305,33 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
 
 
 def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:
-    """Best config, seed re-runs, summary.json, and the closing report."""
+    """The robust winner and the default on the final seeds, summary.json, the closing report."""
+    from search.study import final
+
     settings, out = job.settings, job.out
-    best = export.best_record(records, job.mode)
-    best_config, runs = None, []
-    if best is None:
+    top = final.top_records(records, job.mode, settings.final_top_k)
+    if not top:
         _say("No trial ran to completion: no best configuration (see trials.csv for errors).")
-    else:
-        best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
-        if settings.seeds:
-            _say(f"Re-training the best configuration with seeds {settings.seeds} ...")
-        runs = export.final_runs(
-            best_config,
-            data,
-            settings.seeds,
-            settings.cpus_per_trial,
-            settings.gpus_per_trial,
+    elif settings.seeds:
+        _say(
+            f"Re-training the {len(top)} best trial(s) and the default configuration with seeds "
+            f"{settings.seeds} ..."
         )
+    choice = final.choose(
+        top,
+        job.space,
+        job.base,
+        data,
+        settings.seeds,
+        metric=job.metric,
+        mode=job.mode,
+        cpus=settings.cpus_per_trial,
+        gpus=settings.gpus_per_trial,
+    )
+    best = choice.winner.record if choice.winner else None
+    best_config = None
+    if best is not None:
+        best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
     doc = export.summary(
         dataset=job.name,
         metric=job.metric,
@@ -323,9 +340,10 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         records=records,
         best=best,
         best_config=best_config,
-        runs=runs,
+        runs=choice.runs,
         ended=ended,
     )
+    doc.update(final.choice_doc(choice, job.metric, job.mode))
     export.write_summary(doc, out / layout.SUMMARY)
     keep = f"{job.name}_{best.trial_id}" if best else None
     if job.storage.remote:
@@ -372,6 +390,7 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
             if stats:
                 shown = "  ".join(f"{k} {v['mean']:.4f}±{v['std']:.4f}" for k, v in stats.items())
                 lines.append(f"{split} over seeds {final['seeds']}: {shown}")
+        lines += describe_final(doc, metric)
         lines.append(
             f"Reproduce: python -m atsuko.train --config {out / layout.BEST_CONFIG} "
             f"--seed {best['seed']}"
