@@ -166,6 +166,18 @@ def _search_flags(p: ArgumentParser) -> None:
         help="ASHA: epochs before a trial can be stopped (default max-epochs/8)",
     )
     search.add_argument(
+        "--reduction-factor",
+        type=_number(int, lambda v: v >= 2, "an integer >= 2"),
+        metavar="N",
+        help="ASHA: each rung keeps the best 1/N of the trials that reach it (default 4)",
+    )
+    search.add_argument(
+        "--brackets",
+        type=positive_int,
+        metavar="N",
+        help="ASHA: brackets of different first rungs, Hyperband-style hedging (default 1)",
+    )
+    search.add_argument(
         "--seed",
         type=int,
         metavar="N",

@@ -60,6 +60,8 @@ class Settings:
     sampler: str = "tpe"
     scheduler: str = "asha"
     grace_period: int | None = None
+    reduction_factor: int = 4
+    brackets: int = 1
     seed: int = 0
     time_budget: float | None = None
     max_failures: int = 1

@@ -23,6 +23,8 @@ SEARCH_ONLY = (
     "sampler",
     "scheduler",
     "grace_period",
+    "reduction_factor",
+    "brackets",
     "seed",
     "final_seeds",
     "final_top_k",

@@ -112,7 +112,21 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     out["search_epochs_per_trial"] = plan.eff_epochs
     out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
     out["search_asha_mean_epochs"] = mean
+    out["live_speedup_median"] = out["search_match_ratio_median"]
+    out.update(_replay(plan, work))
     return out
+
+
+def _replay(plan: Plan, work: Path) -> dict[str, Any]:
+    """The replay comparison on the committed curve table (its error, if it cannot run)."""
+    from search.bench.replay_bench import replay_section
+    from search.bench.runner import BenchError
+
+    try:
+        return replay_section(Path(plan.replay_table), work / "replay", plan.replay_seeds)
+    except BenchError as exc:
+        say(f"replay: {exc}")
+        return {"replay_error": str(exc)}
 
 
 def compare(paths: dict[str, list[tuple[int, float]]], mode: str, budget: int) -> dict[str, Any]:

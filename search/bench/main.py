@@ -28,6 +28,7 @@ packed on it (fractional GPUs), with the GPU's utilisation (`search.bench.gpu`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -44,6 +45,7 @@ from search.bench.gpu import gpu_section
 from search.bench.loading import loading_section
 from search.bench.measures import median
 from search.bench.overhead import overhead_section
+from search.bench.replay_report import replay_details
 from search.bench.runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
 from search.bench.sharing import memory_section
 
@@ -204,6 +206,10 @@ def details(r: dict[str, Any]) -> list[str]:
         )
     if "search_budget_epochs" in r:
         out += _search_details(r)
+    if "replay_by_budget" in r:
+        out += replay_details(r)
+    elif "replay_error" in r:
+        out.append(f"   replay: {r['replay_error']}")
     if r.get("gpu_trials_per_hour"):
         out += _gpu_details(r)
     elif "gpu_trials_per_hour" in r:
@@ -343,8 +349,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep every run's outputs and logs in DIR (default: a temp dir)",
     )
+    parser.add_argument(
+        "--table",
+        metavar="FILE",
+        help="the curve table of the replay comparison (default: the committed one, "
+        "made by python -m search.bench.record)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.table:
+        if not Path(args.table).is_file():
+            raise BenchError(f"--table {args.table}: no such file")
+        plan = dataclasses.replace(plan, replay_table=args.table)
     sections = args.only or list(SECTIONS)
     if args.work:
         work = Path(args.work).resolve()

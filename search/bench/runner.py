@@ -22,6 +22,7 @@ import psutil
 import yaml
 
 from atsuko.errors import AtsukoError
+from search.bench.curve_table import TABLE
 from search.bench.memory import TreeSampler, tree
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `search/`
@@ -51,6 +52,8 @@ class Plan:
     eff_grace: int  # ASHA's first rung (epochs): after the planted task's learning onset
     eff_scale: float  # synthetic MOSI scale of the efficiency runs
     gpu_epochs: int  # epochs per trial of the GPU packing runs (full-size MOSI)
+    replay_seeds: int  # search efficiency on the recorded curves: seeds 0..replay_seeds-1
+    replay_table: str = str(TABLE)  # the curve table the replay answers from
 
 
 QUICK = Plan(
@@ -67,6 +70,7 @@ QUICK = Plan(
     eff_grace=1,
     eff_scale=0.25,
     gpu_epochs=2,
+    replay_seeds=10,
 )
 FULL = Plan(
     repeats=3,
@@ -84,6 +88,7 @@ FULL = Plan(
     eff_grace=4,  # 80 optimiser steps: the best trials have started to learn
     eff_scale=0.5,
     gpu_epochs=5,
+    replay_seeds=30,
 )
 
 

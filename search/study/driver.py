@@ -33,7 +33,7 @@ from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
 
-ASHA_REDUCTION = 4  # each ASHA rung keeps the best quarter of the trials that reach it
+ASHA_REDUCTION = 4  # default: each ASHA rung keeps the best quarter of the trials reaching it
 
 
 def _say(text: str) -> None:
@@ -178,7 +178,8 @@ def search_tuner(
             time_attr="epoch",
             max_t=max_epochs,
             grace_period=min(grace, max_epochs),
-            reduction_factor=ASHA_REDUCTION,
+            reduction_factor=settings.reduction_factor,
+            brackets=settings.brackets,
         )
     return tuner.build_tuner(
         trainable,
