@@ -14,6 +14,10 @@ about N * E / (E + what ASHA spent on its first N - 1 trials) (`search_ratio_cei
 TPE's 10 random draws, its first 10): a configuration only TPE+ASHA finds comes after those.
 The details report k and how well ASHA's first rung ranks the trials
 (`search_rung_rank_correlation`).
+
+Then the same question over many seeds and scheduler variants, answered from the recorded
+curve table (`search.bench.replay_bench`); `live_speedup_median` is the live figure measured the
+replay's way (epochs to random search's own best, random / TPE+ASHA).
 """
 
 from __future__ import annotations

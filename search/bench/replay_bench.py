@@ -103,16 +103,25 @@ def _launch(batch: list[dict], table_path: Path, address: str, work: Path, k: in
     return proc, log
 
 
-def run_jobs(all_jobs: list[dict], table_path: Path, work: Path, parallel: int, timeout: float):
-    """The searches, split over `parallel` child processes joining one local Ray."""
+def run_jobs(
+    all_jobs: list[dict],
+    table_path: Path,
+    work: Path,
+    parallel: int,
+    timeout: float,
+    address: str | None = None,
+) -> None:
+    """The searches, split over `parallel` child processes joining one Ray: the one at
+    `address`, or a local one (2 CPUs, on 127.0.0.1) started here for them."""
     from search.runtime import session as ray_session
 
     work.mkdir(parents=True, exist_ok=True)
-    session = ray_session.start(None, num_cpus=2)
+    session = None if address else ray_session.start(None, num_cpus=2)
+    address = address or session.gcs_address
     procs = []
     try:
         for k in range(parallel):
-            procs.append(_launch(all_jobs[k::parallel], table_path, session.gcs_address, work, k))
+            procs.append(_launch(all_jobs[k::parallel], table_path, address, work, k))
         for proc, log in procs:
             try:
                 proc.wait(timeout=timeout)
@@ -126,7 +135,8 @@ def run_jobs(all_jobs: list[dict], table_path: Path, work: Path, parallel: int, 
             if proc.poll() is None:
                 _kill_tree(proc)
             log.close()
-        session.shutdown()
+        if session is not None:
+            session.shutdown()
 
 
 def trajectories(all_jobs: list[dict], mode: str) -> dict[int, dict[str, list[list]]]:
@@ -231,6 +241,7 @@ def replay_section(
     budgets: tuple[int, ...] = (16, 64),
     parallel: int = 2,
     timeout: float = 3600,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Every method over `seeds` seeds at each budget; the figures of the `--json` keys."""
     table = load(table_path)
@@ -240,7 +251,7 @@ def replay_section(
         f"replay: {len(all_jobs)} searches ({len(methods(table))} methods x {seeds} seeds x "
         f"budgets {budgets}) on {len(table['trials'])} recorded configurations"
     )
-    run_jobs(all_jobs, table_path, work, parallel, timeout)
+    run_jobs(all_jobs, table_path, work, parallel, timeout, address)
     traj = trajectories(all_jobs, meta["mode"])
     by = {n: summarise(paths, table, n * int(meta["max_epochs"])) for n, paths in traj.items()}
     grace, corr = grace_candidates(table)
