@@ -99,6 +99,12 @@ FIGURES = (
         ">= 3",
         lambda r: r["search_epochs_ratio"] >= 3.0,
     ),
+    Figure(
+        "replay_speedup_median",
+        "replay: default's speedup over random (16 trials)",
+        ">= 3",
+        lambda r: r["replay_speedup_median"] >= 3.0,
+    ),
 )
 
 
@@ -113,7 +119,7 @@ SECTION_KEYS = {
     "overhead": ("overhead_ratio", "concurrency_speedup"),
     "memory": ("memory_ratio_4_vs_1",),
     "loading": ("load_time_ratio", "load_extra_peak_bytes"),
-    "efficiency": ("search_epochs_ratio",),
+    "efficiency": ("search_epochs_ratio", "replay_speedup_median"),
     "gpu": ("gpu_trials_per_hour",),
 }
 
