@@ -138,6 +138,13 @@ def _budget_flags(p: ArgumentParser) -> None:
         "unfinished trials are STOPPED, and the outputs are written",
     )
     budget.add_argument(
+        "--epoch-budget",
+        type=positive_int,
+        metavar="N",
+        help="stop the search once its trials have run N epochs in all (the same compute "
+        "whatever the scheduler); unfinished trials are STOPPED and the outputs are written",
+    )
+    budget.add_argument(
         "--smoke-test",
         action="store_true",
         default=None,

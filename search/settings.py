@@ -64,6 +64,7 @@ class Settings:
     brackets: int = 1
     seed: int = 0
     time_budget: float | None = None
+    epoch_budget: int | None = None
     max_failures: int = 1
     final_seeds: int = 5
     final_top_k: int = 3

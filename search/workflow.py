@@ -25,6 +25,7 @@ SEARCH_ONLY = (
     "grace_period",
     "reduction_factor",
     "brackets",
+    "epoch_budget",
     "seed",
     "final_seeds",
     "final_top_k",

@@ -76,6 +76,7 @@ def jobs(
                     "scale": meta["scale"],
                     "max_epochs": int(meta["max_epochs"]),
                     "num_samples": num_samples(table, change, budget),
+                    "epoch_budget": budget,  # every method stops at the same compute
                     "concurrency": 2,
                     "cpus_per_trial": 0.5,
                     "seed": seed,

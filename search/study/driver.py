@@ -29,6 +29,7 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
 from search.study import export
+from search.study.epoch_budget import EpochBudget
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
@@ -159,8 +160,10 @@ def search_tuner(
     max_epochs: int,
     concurrency: int,
     callbacks: list,
+    stop: Any = None,
 ) -> Any:
-    """The search's Tuner: OptunaSearch (seeded sampler), ASHA or none, on the shared path."""
+    """The search's Tuner: OptunaSearch (seeded sampler), ASHA or none, on the shared path;
+    `stop`: a Tune stopper (the epoch budget)."""
     from ray.tune.schedulers import ASHAScheduler
 
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
@@ -195,6 +198,7 @@ def search_tuner(
         num_samples=settings.num_samples,
         time_budget=settings.time_budget,
         callbacks=callbacks,
+        stop=stop,
     )
 
 
@@ -266,6 +270,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
     trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
+    stopper = EpochBudget(settings.epoch_budget) if settings.epoch_budget else None
     if job.resume:
         runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:
@@ -276,6 +281,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             callbacks.append(StorageSync(store))
         runner = search_tuner(
             settings,
+            stop=stopper,
             trainable=trainable,
             space=space,
             metric_name=job.metric,
@@ -292,6 +298,9 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
         return 130
     elapsed = time.time() - start
     budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
+    epochs_hit = stopper is not None and stopper.stop_all()
+    ended = "time budget" if budget_hit else "epoch budget" if epochs_hit else "complete"
+    budget_hit = budget_hit or epochs_hit
     records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
     write_csv(records, out / layout.TRIALS, space.names)
     mirror.sync(records)
@@ -302,7 +311,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             f"{store.location}.\nResume with: python search/run.py --resume {store.location}"
         )
         return 130
-    return _finish(job, data, records, "time budget" if budget_hit else "complete")
+    return _finish(job, data, records, ended)
 
 
 def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import optuna
@@ -62,5 +63,7 @@ def test_replay_comparison_runs_every_method_through_the_driver(shared_ray, tmp_
         assert (tmp_path / "work" / "n2" / f"{name}-seed0" / "summary.json").is_file()
     assert sorted(b["mean_rank"] for b in budget.values())[0] >= 1.0
     assert (tmp_path / "work" / "replay_regret.png").stat().st_size > 5000
+    summary = tmp_path / "work" / "n2" / "random-seed0" / "summary.json"
+    assert json.loads(summary.read_text())["ended"] == "epoch budget"  # 12 epochs, then stop
     text = "\n".join(replay_details(r))
     assert "12 recorded configurations" in text and "tpe_asha_brackets2" in text

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from search.settings import Settings
 from search.study import driver
+from search.study.epoch_budget import EpochBudget
 
 
-def _scheduler(monkeypatch, space, **flags):
+def _tuner_args(monkeypatch, space, stop=None, **flags):
     monkeypatch.setattr(driver.tuner, "build_tuner", lambda trainable, **kw: kw)
-    kw = driver.search_tuner(
+    return driver.search_tuner(
         Settings(dataset="mosei", out="unused", **flags),
         trainable=object,
         space=space,
@@ -17,8 +18,12 @@ def _scheduler(monkeypatch, space, **flags):
         max_epochs=32,
         concurrency=2,
         callbacks=[],
+        stop=stop,
     )
-    return kw["scheduler"]
+
+
+def _scheduler(monkeypatch, space, **flags):
+    return _tuner_args(monkeypatch, space, **flags)["scheduler"]
 
 
 def _rungs(scheduler) -> list[list[int]]:
@@ -32,3 +37,12 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
     assert varied._reduction_factor == 3
     assert _rungs(varied) == [[8, 24], [24]]  # the second bracket starts at the second rung
     assert _scheduler(monkeypatch, space, scheduler="none") is None
+
+
+def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
+    budget = EpochBudget(3)
+    assert _tuner_args(monkeypatch, space, stop=budget)["stop"] is budget
+    for trial, epoch in (("a", 1), ("b", 1), ("a", 1), ("a", 2)):  # ("a", 1) twice: a retry
+        assert budget(trial, {"epoch": epoch}) is False  # never stops one trial alone
+    assert budget.spent == 3 and budget.stop_all()
+    assert not EpochBudget(4).stop_all()
