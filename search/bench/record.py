@@ -151,7 +151,26 @@ def main(argv: list[str] | None = None) -> int:
         f"data sha256 {meta['data_sha256']})",
         flush=True,
     )
+    print(describe(Path(args.table)), flush=True)
     return 0
+
+
+def describe(path: Path) -> str:
+    """What the table says about early stopping: its best and median trial, curve lengths, and
+    how well the score at each early epoch ranks the trials as their final best does."""
+    from search.bench.curve_table import load_table
+    from search.bench.replay_stats import grace_candidates, regret_scale
+
+    table = load_table(path)
+    best, median = regret_scale(table)
+    lengths = sorted(len(t["scores"]) for t in table["trials"])
+    grace, corr = grace_candidates(table)
+    shown = ", ".join(f"epoch {e}: {c:.2f}" for e, c in corr.items())
+    return (
+        f"best trial {best:.4f}, median trial {median:.4f} ({table['meta']['metric']}); epochs "
+        f"per trial median {lengths[len(lengths) // 2]}, max {lengths[-1]}; rank correlation "
+        f"with the final best: {shown}; first rung by that rule: epoch {grace}"
+    )
 
 
 if __name__ == "__main__":

@@ -189,8 +189,11 @@ def search_tuner(
         storage_path=settings.storage.location,
         concurrency=concurrency,
         max_failures=settings.max_failures,
+        # parameters every trial has: Tune's table fails on a conditional one that the best
+        # trial so far lacks (band_split of a single band)
         reporter=tuner.progress_table(
-            {"score": f"valid {metric_name}", METRIC: "best"}, space.names[:5]
+            {"score": f"valid {metric_name}", METRIC: "best"},
+            [p.name for p in space.params if not p.when][:5],
         ),
         metric_mode=metric_mode,
         search_alg=searcher,

@@ -64,7 +64,7 @@ def test_recorded_random_search_replays_exactly(shared_ray, tmp_path):
     command += ["--address", shared_ray["address"]]
     done = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "curve table:" in done.stdout
+    assert "curve table:" in done.stdout and "rank correlation with the final best" in done.stdout
     table = load_table(table_path)
     meta = table["meta"]
     assert meta["command"].startswith("python -m search.bench.record --trials 4")

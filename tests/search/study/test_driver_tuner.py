@@ -46,3 +46,10 @@ def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatc
         assert budget(trial, {"epoch": epoch}) is False  # never stops one trial alone
     assert budget.spent == 3 and budget.stop_all()
     assert not EpochBudget(4).stop_all()
+
+
+def test_the_progress_table_shows_only_parameters_every_trial_has(monkeypatch, space):
+    columns = _tuner_args(monkeypatch, space)["reporter"]._parameter_columns
+    conditional = {p.name for p in space.params if p.when}
+    assert conditional & set(space.names[:5])  # band_split, tau_band: among the first five
+    assert columns and not conditional & set(columns)
