@@ -29,7 +29,7 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
 from search.study import export
-from search.study.epoch_budget import EpochBudget
+from search.study.epoch_budget import epoch_budget
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
@@ -273,7 +273,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
     trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
-    stopper = EpochBudget(settings.epoch_budget) if settings.epoch_budget else None
+    stopper = epoch_budget(settings.epoch_budget) if settings.epoch_budget else None
     if job.resume:
         runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:

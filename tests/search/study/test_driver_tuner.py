@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search.settings import Settings
 from search.study import driver
-from search.study.epoch_budget import EpochBudget
+from search.study.epoch_budget import epoch_budget
 
 
 def _tuner_args(monkeypatch, space, stop=None, **flags):
@@ -40,12 +40,12 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
 
 
 def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
-    budget = EpochBudget(3)
+    budget = epoch_budget(3)
     assert _tuner_args(monkeypatch, space, stop=budget)["stop"] is budget
     for trial, epoch in (("a", 1), ("b", 1), ("a", 1), ("a", 2)):  # ("a", 1) twice: a retry
         assert budget(trial, {"epoch": epoch}) is False  # never stops one trial alone
     assert budget.spent == 3 and budget.stop_all()
-    assert not EpochBudget(4).stop_all()
+    assert not epoch_budget(4).stop_all()
 
 
 def test_the_progress_table_shows_only_parameters_every_trial_has(monkeypatch, space):
