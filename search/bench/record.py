@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _check(args)
     work = Path(args.work or f"runs/record/mosi-{args.scale:g}")
-    command = "python -m search.bench.record " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f"python -m search.bench.record {given}".strip()
     from search.settings import load
     from search.study import driver
 
