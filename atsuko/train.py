@@ -168,13 +168,10 @@ class Trainer:
     def evaluate(self, split_name: str) -> Evaluation:
         """Metrics and mean router weights on one split, computed in float32 whatever the
         training precision (MCM branches do not run here)."""
-        self.model.train(False)  # evaluation mode
         split = self.splits[split_name]
         preds, ws, alphas = [], [], {}
-        for batch in batches(split, max(self.config.train.batch_size, 256), shuffle=False):
-            batch = batch.to(self.device)
-            with self._float32():
-                out = self.model(batch.features, batch.lengths, batch.extras)
+        size = max(self.config.train.batch_size, 256)
+        for _, out in self.outputs(split_name, batch_size=size):
             preds.append(out.pred.float().cpu())
             ws.append(out.w.float().cpu())
             for m, a in out.alpha.items():
@@ -233,18 +230,19 @@ class Trainer:
         self, split_name: str, *, branches: bool = False, batch_size: int = 256
     ) -> Iterator[tuple[Batch, Any]]:
         """The model's outputs on one split in evaluation mode, batch by batch, in order:
-        (batch on the device, AtsukoOutput); `branches` also runs the MCM branches."""
+        (batch on the device, AtsukoOutput), in float32 like `evaluate`; `branches` also runs
+        the MCM branches."""
         self.model.train(False)  # evaluation mode
         for batch in batches(self.splits[split_name], batch_size, shuffle=False):
             batch = batch.to(self.device)
-            with self._autocast():
+            with self._float32():
                 out = self.model(batch.features, batch.lengths, batch.extras, branches=branches)
             yield batch, out
 
     @torch.no_grad()
     def complementarity(self, out: Any, labels: torch.Tensor) -> torch.Tensor:
         """The MCM complementarity distribution c (B, M) of one batch's outputs (with branches)."""
-        with self._autocast():
+        with self._float32():
             return self.model.loss(out, labels, epoch=10**9).c
 
 
