@@ -28,6 +28,7 @@ from atsuko.config import Config
 from atsuko.data import Batch, Dataset, batches, load_from_config
 from atsuko.metrics import score
 from atsuko.model import Atsuko
+from atsuko.model.band_router import mean_band_weights
 
 
 class NonFiniteLoss(RuntimeError):
@@ -39,7 +40,9 @@ class EpochRecord:
     epoch: int  # 1-based
     train: dict[str, float]  # mean loss terms
     valid: dict[str, float]  # validation metrics, by the names of `atsuko.metrics`
-    router: dict[str, float]  # 'w/<m>' and 'alpha/<m>/<k>' means over the validation split
+    # 'w/<m>' and 'alpha/<m>/<k>' means over the validation split; alpha/<m>/<k> over the
+    # samples that have band k (all but sequences shorter than K), 0.0 when none has it
+    router: dict[str, float]
     score: float  # valid[select metric]
     best_score: float
     best_epoch: int
@@ -169,21 +172,23 @@ class Trainer:
         """Metrics and mean router weights on one split, computed in float32 whatever the
         training precision (MCM branches do not run here)."""
         split = self.splits[split_name]
-        preds, ws, alphas = [], [], {}
+        preds, ws, alphas, present = [], [], {}, {}
         size = max(self.config.train.batch_size, 256)
         for _, out in self.outputs(split_name, batch_size=size):
             preds.append(out.pred.float().cpu())
             ws.append(out.w.float().cpu())
             for m, a in out.alpha.items():
                 alphas.setdefault(m, []).append(a.float().cpu())
+                present.setdefault(m, []).append(out.band_mask[m].cpu())
         pred = torch.cat(preds).numpy()
         metrics = score(self.dataset.spec.name, pred, split.labels.cpu().numpy())
         router = {}
         w = torch.cat(ws).mean(0)
         for i, m in enumerate(sorted(self.dataset.dims)):
             router[f"w/{m}"] = float(w[i])
-        for m, parts in alphas.items():
-            for k, value in enumerate(torch.cat(parts).mean(0).tolist()):
+        for m, parts in alphas.items():  # each band: mean over the samples that have it
+            means = mean_band_weights(torch.cat(parts), torch.cat(present[m]))
+            for k, value in enumerate(means):
                 router[f"alpha/{m}/{k}"] = float(value)
         return Evaluation(metrics=metrics, router=router, pred=pred)
 

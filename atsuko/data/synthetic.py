@@ -29,7 +29,7 @@ import numpy as np
 
 from atsuko.data.registry import SPLITS, DatasetSpec
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: unaligned files hold short sequences and real MOSI text lengths
 NUM_BANDS = 3
 PLANTED_BANDS = {"text": 0, "audio": 2, "vision": 1}
 LATENT = {"text": 8, "audio": 3, "vision": 4}
@@ -42,7 +42,19 @@ NOISE_STD = 0.1
 LABEL_NOISE = 0.1
 DISTRACTOR_RMS, DISTRACTOR_SPREAD = 1.5, 0.6
 MIN_ROWS = 20  # per split, whatever the scale
-MIN_LENGTH, MIN_FRACTION = 8, 0.4  # unaligned valid lengths ~ U[max(8, 0.4 T), T]
+MIN_LENGTH, MIN_FRACTION = 8, 0.4  # unaligned valid lengths ~ U[max(8, 0.4 T), T] ...
+SHORT_SHARE, SHORT_MAX = 0.03, 3  # ... but for audio and vision, 3% of rows hold 0 to 3 steps
+# Unaligned text lengths: BERT tokens `[CLS] words [SEP]` of the 2195 CMU-MOSI segments of
+# label.csv (words split on spaces, MMSA's limit of 50 tokens), counts of lengths 3, 4, ..., 50:
+# 3.1% of segments are under 6 tokens, 15.5% under 8, the median is 12.
+MOSI_TEXT_MIN = 3
+# fmt: off
+MOSI_TEXT_COUNTS = (
+    5, 21, 42, 106, 166, 159, 172, 182, 159, 135, 121, 103, 97, 84, 79, 65, 48, 53, 48, 48, 42,
+    26, 27, 21, 25, 18, 14, 20, 14, 11, 6, 11, 7, 2, 6, 2, 5, 5, 1, 6, 3, 2, 2, 1, 4, 2, 2, 17,
+)
+# fmt: on
+MOSI_TEXT_MAX = MOSI_TEXT_MIN + len(MOSI_TEXT_COUNTS) - 1  # 50
 LABEL_STEP = {"mosi": 1 / 3, "mosei": 1 / 3}  # labels at thirds of a point, as in the real files
 CHUNK = 1 << 22  # elements per working slice (16 MiB of float32)
 # MIntRec: class counts of the published train split (1334 rows, thuiar/MIntRec train.tsv),
@@ -163,11 +175,32 @@ def class_labels(score: np.ndarray) -> np.ndarray:
     return np.searchsorted(reference_edges(), score, side="right").astype(np.int64)
 
 
-def valid_lengths(n: int, steps: int, aligned: bool, rng: np.random.Generator) -> np.ndarray:
+def text_token_lengths(texts: list[str], limit: int = MOSI_TEXT_MAX) -> np.ndarray:
+    """Token counts of `[CLS] words [SEP]` (words split on spaces), at most `limit`."""
+    return np.minimum(np.array([len(t.split()) + 2 for t in texts], dtype=np.int64), limit)
+
+
+def text_lengths(n: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Text lengths drawn from CMU-MOSI's (MOSI_TEXT_COUNTS), at most `steps`."""
+    counts = np.asarray(MOSI_TEXT_COUNTS, dtype=np.float64)
+    draw = rng.choice(len(counts), size=n, p=counts / counts.sum()) + MOSI_TEXT_MIN
+    return np.minimum(draw, steps).astype(np.int64)
+
+
+def valid_lengths(
+    n: int, steps: int, aligned: bool, rng: np.random.Generator, modality: str = ""
+) -> np.ndarray:
+    """Aligned: every step. Unaligned: text as real MOSI utterances; audio and vision mostly
+    U[max(8, 0.4 T), T], a few (SHORT_SHARE) of 0 to 3 steps, as real segments can be."""
     if aligned:
         return np.full(n, steps, dtype=np.int64)
-    low = min(steps, max(MIN_LENGTH, math.ceil(MIN_FRACTION * steps)))
-    lengths = rng.integers(low, steps + 1, size=n).astype(np.int64)
+    if modality == "text":
+        lengths = text_lengths(n, steps, rng)
+    else:
+        low = min(steps, max(MIN_LENGTH, math.ceil(MIN_FRACTION * steps)))
+        lengths = rng.integers(low, steps + 1, size=n).astype(np.int64)
+        short = np.flatnonzero(rng.random(n) < SHORT_SHARE)
+        lengths[short] = rng.integers(0, min(SHORT_MAX, steps) + 1, size=len(short))
     lengths[0] = steps  # the padded length is reached, as in real files
     return lengths
 
@@ -178,6 +211,8 @@ def _latent(z: np.ndarray, lengths: np.ndarray, steps: int, m: str, dirs: np.nda
     band = PLANTED_BANDS[m]
     out = np.zeros((len(z), steps, r), dtype=np.float32)
     for length in np.unique(lengths):
+        if length == 0:
+            continue  # an empty sequence: nothing to plant
         rows = np.flatnonzero(lengths == length)
         n = len(rows)
         basis = dct_basis(int(length))
@@ -298,7 +333,7 @@ def generate(
         for m in spec.modalities:
             rng = _rng(seed, spec.name, variant, s, m)
             steps = shapes[m][0]
-            lengths[m] = valid_lengths(sizes[s], steps, variant == "aligned", rng)
+            lengths[m] = valid_lengths(sizes[s], steps, variant == "aligned", rng, m)
             latent = _latent(truths[s].drivers[:, DRIVER[m]], lengths[m], steps, m, dirs[m], rng)
             features[m] = _project(latent, lengths[m], proj[m], rng)
         splits[s] = SynthSplit(

@@ -18,7 +18,7 @@ Shapes: B batch, T time, d width, K bands, M modalities, C classes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +48,8 @@ class AtsukoOutput:
     z: Tensor  # (B, d) fused
     bimodal: BimodalOutput | None  # training with use_mcm only: y_{-m}, z_{-m}
     log_w: Tensor | None = None  # (B, M) log of w, computed stably (for KL(c || w))
+    # m -> (B, K) bool, the bands each sample has (all but for sequences shorter than K)
+    band_mask: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -183,12 +185,13 @@ class Atsuko(nn.Module):
         """`branches`: run the MCM branches; None (default) in training only. `True` is for
         analysis (e.g. the complementarity distribution of a test split in eval mode)."""
         feats, lens = self._inputs(features, lengths, extras)
-        mask, alpha, shallow, H = {}, {}, {}, {}
+        mask, alpha, shallow, H, band_mask = {}, {}, {}, {}, {}
         for m in self.modalities:
             mask[m] = length_mask(lens[m], feats[m].shape[1])  # (B, T_m)
             x = self.proj[m](feats[m], mask[m])  # (B, T_m, d)
             if self.sbr is not None:
                 x, alpha[m] = self.sbr[m](x, mask[m], lens[m])  # (B, T_m, d), (B, K)
+                band_mask[m] = self.sbr[m].band_mask(lens[m], x.shape[1])  # (B, K)
             pooled_x = masked_mean(x, mask[m])  # (B, d)
             shallow[m] = torch.cat([pooled_x, alpha[m]], dim=-1) if alpha else pooled_x
             H[m] = self.encoder[m](x, mask[m])  # (B, T_m, d)
@@ -209,7 +212,14 @@ class Atsuko(nn.Module):
         if self.mcm is not None and (self.training if branches is None else branches):
             bimodal = self.mcm({m: masked_mean(H[m], mask[m]) for m in self.modalities})
         return AtsukoOutput(
-            pred=pred, w=w, alpha=alpha, pooled=h, z=z, bimodal=bimodal, log_w=log_w
+            pred=pred,
+            w=w,
+            alpha=alpha,
+            pooled=h,
+            z=z,
+            bimodal=bimodal,
+            log_w=log_w,
+            band_mask=band_mask,
         )
 
     def loss(self, out: AtsukoOutput, labels: Tensor, epoch: int) -> LossOutput:

@@ -18,6 +18,19 @@ from atsuko.model.bands import BandDecomposition
 from atsuko.model.encoders import masked_mean
 
 
+def mean_band_weights(alpha: Tensor, mask: Tensor | None = None) -> list[float]:
+    """(N, K) band weights -> K means, each over the samples that have that band (`mask`
+    (N, K), from `band_mask`); 0.0 for a band no sample has. Without short sequences (every
+    length >= K) this is the plain mean over samples."""
+    alpha = alpha.float()
+    if mask is None:
+        return alpha.mean(0).tolist()
+    mask = mask.to(alpha.device, torch.bool)
+    count = mask.sum(0)  # (K,)
+    total = (alpha * mask).sum(0)
+    return (total / count.clamp(min=1)).tolist()
+
+
 class BandExperts(nn.Module):
     """One position-wise FFN `d -> h -> d` per band, all bands in one batched product.
 
@@ -48,7 +61,10 @@ class BandExperts(nn.Module):
 
 
 class BandRouter(nn.Module):
-    """`alpha = softmax(W pool(x) / tau)`: (B, d) -> (B, K), optional top-k renormalised."""
+    """`alpha = softmax(W pool(x) / tau)`: (B, d) -> (B, K), optional top-k renormalised.
+
+    With `mask` (B, K) the softmax runs over each sample's existing bands only: an empty band
+    (a sequence shorter than K) gets weight 0 and the others still sum to 1."""
 
     def __init__(self, *, dim: int, num_bands: int, tau: float = 1.0, top_k: int = 0):
         super().__init__()
@@ -57,8 +73,11 @@ class BandRouter(nn.Module):
         self.proj = nn.Linear(dim, num_bands)
         self.tau, self.top_k = tau, top_k
 
-    def forward(self, pooled: Tensor) -> Tensor:
-        alpha = torch.softmax(self.proj(pooled) / self.tau, dim=-1)  # (B, K)
+    def forward(self, pooled: Tensor, mask: Tensor | None = None) -> Tensor:
+        logits = self.proj(pooled) / self.tau  # (B, K)
+        if mask is not None:
+            logits = logits.masked_fill(~mask, float("-inf"))  # band 0 always exists
+        alpha = torch.softmax(logits, dim=-1)  # (B, K)
         if 0 < self.top_k < alpha.shape[-1]:
             keep = torch.zeros_like(alpha).scatter(-1, alpha.topk(self.top_k, dim=-1).indices, 1.0)
             alpha = alpha * keep
@@ -67,7 +86,10 @@ class BandRouter(nn.Module):
 
 
 class SpectralBandRouting(nn.Module):
-    """Band-enhanced features of one modality: (B, T, d) -> (B, T, d), alpha (B, K)."""
+    """Band-enhanced features of one modality: (B, T, d) -> (B, T, d), alpha (B, K).
+
+    `band_mask(lengths, T)` (B, K) says which bands each sample has; `alpha` is 0 on the
+    others (and their components are zero)."""
 
     def __init__(
         self,
@@ -91,9 +113,13 @@ class SpectralBandRouting(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
+    def band_mask(self, lengths: Tensor, steps: int) -> Tensor:
+        """(B, K) bool: the non-empty bands of each sample."""
+        return self.decompose.band_mask(lengths, steps)
+
     def forward(self, x: Tensor, mask: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         bands = self.decompose(x, lengths)  # (B, K, T, d)
-        alpha = self.router(masked_mean(x, mask))  # (B, K)
+        alpha = self.router(masked_mean(x, mask), self.band_mask(lengths, x.shape[1]))  # (B, K)
         mixed = torch.einsum("bk,bktd->btd", alpha, self.experts(bands))
         out = self.norm(x + self.drop(mixed)) * mask[..., None]  # padding stays zero
         return out, alpha

@@ -28,6 +28,7 @@ import torch
 from atsuko import config as cfg
 from atsuko.config import Config
 from atsuko.errors import ConfigError
+from atsuko.model.band_router import mean_band_weights
 from search import layout
 
 VARIANTS = {  # name -> (use_sbr, use_mcm)
@@ -64,6 +65,7 @@ def forward_split(trainer: Any, split_name: str = "test") -> dict[str, Any]:
     mcm = trainer.model.mcm is not None
     parts: dict[str, list] = {"w": [], "z": [], "c": [], "labels": []}
     alphas: dict[str, list] = {}
+    present: dict[str, list] = {}  # m -> (B, K) bool: the bands each sample has
     for batch, out in trainer.outputs(split_name, branches=mcm):
         if mcm:
             parts["c"].append(trainer.complementarity(out, batch.labels).float().cpu())
@@ -72,12 +74,14 @@ def forward_split(trainer: Any, split_name: str = "test") -> dict[str, Any]:
         parts["labels"].append(batch.labels.cpu())
         for m, a in out.alpha.items():
             alphas.setdefault(m, []).append(a.float().cpu())
+            present.setdefault(m, []).append(out.band_mask[m].cpu())
     result: dict[str, Any] = {
         "w": torch.cat(parts["w"]).numpy(),  # (N, M)
         "z": torch.cat(parts["z"]).numpy(),  # (N, d)
         "labels": torch.cat(parts["labels"]).numpy(),  # (N,)
         "c": torch.cat(parts["c"]).numpy() if parts["c"] else None,  # (N, M)
         "alpha": {m: torch.cat(a).numpy() for m, a in alphas.items()},  # m -> (N, K)
+        "band_mask": {m: torch.cat(p).numpy() for m, p in present.items()},  # m -> (N, K)
     }
     return result
 
@@ -197,8 +201,12 @@ def _compare(
     full, no_mcm = outputs["full"], outputs["no_mcm"]
     arrays["w_with_mcm"] = full["w"][picked]  # (S, M)
     arrays["w_without_mcm"] = no_mcm["w"][picked]
-    doc["band_weights"] = {m: a.mean(axis=0).tolist() for m, a in full["alpha"].items()}
-    doc["band_weights_no_mcm"] = {m: a.mean(axis=0).tolist() for m, a in no_mcm["alpha"].items()}
+    # each band's mean over the test samples that have it (0.0 where none does)
+    for key, run in (("band_weights", full), ("band_weights_no_mcm", no_mcm)):
+        doc[key] = {
+            m: mean_band_weights(torch.from_numpy(a), torch.from_numpy(run["band_mask"][m]))
+            for m, a in run["alpha"].items()
+        }
     if full["c"] is not None:
         doc["agreement"] = {
             "router_vs_complementarity": agreement(full["w"], full["c"]),

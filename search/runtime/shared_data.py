@@ -19,9 +19,13 @@ class SharedData:
     ref: Any  # ray.ObjectRef
 
     def get(self) -> Any:
+        import warnings
+
         import ray
 
-        return ray.get(self.ref)
+        with warnings.catch_warnings():  # the tensors are read-only views on purpose
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return ray.get(self.ref)
 
 
 def share(dataset: Any) -> SharedData:

@@ -26,6 +26,7 @@ from ray.tune.trainable import wrap_function
 
 from search.runtime import trial_metrics
 from search.runtime.records import FINAL, METRIC, WARM_START
+from search.runtime.worker_exit import exit_outside_callbacks
 
 if TYPE_CHECKING:
     from search.runtime.shared_data import SharedData
@@ -129,10 +130,17 @@ def _actor_repr(self: Any) -> str:
 def _trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
     """`fn` (with its parameters bound) as a Tune trainable class with resources; its actors
     show in the Ray dashboard as `atsuko_<name>` (the actor's repr), its trials as
-    `<name>_<trial id>` (see `search.runtime.tuner.trial_name`)."""
+    `<name>_<trial id>` (see `search.runtime.tuner.trial_name`), and leave without a
+    traceback when Ray ends them."""
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
     wrapped = wrap_function(fn)
-    return type("AtsukoTrial", (wrapped,), {"dataset_name": name, "__repr__": _actor_repr})
+
+    def setup(self: Any, config: dict[str, Any]) -> None:  # on the actor's main thread
+        exit_outside_callbacks()
+        wrapped.setup(self, config)
+
+    attributes = {"dataset_name": name, "__repr__": _actor_repr, "setup": setup}
+    return type("AtsukoTrial", (wrapped,), attributes)
 
 
 def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: float) -> type:

@@ -57,7 +57,8 @@ def test_unaligned_lengths_and_padding(mosi_unaligned):
         mask = raw[name]["text_bert"][:, 1].sum(1)
         assert split.lengths["text"].tolist() == mask.astype(int).tolist()
         for m in ("audio", "vision"):
-            assert split.lengths[m].tolist() == raw[name][f"{m}_lengths"].tolist()
+            stored = raw[name][f"{m}_lengths"]
+            assert split.lengths[m].tolist() == stored.clip(min=1).tolist()  # 0 reads as 1
         for m, x in split.features.items():
             assert tuple(x.shape[1:]) == spec.shapes["unaligned"][m]
             lengths = split.lengths[m]
@@ -110,8 +111,8 @@ def test_load_from_config_synthetic_is_cached(tmp_path):
     first = load_from_config(data)
     files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert [str(f) for f in files] == [
-        "mosi-aligned-scale0.02-seed1-v1",
-        "mosi-aligned-scale0.02-seed1-v1/aligned_50.pkl",
+        "mosi-aligned-scale0.02-seed1-v2",
+        "mosi-aligned-scale0.02-seed1-v2/aligned_50.pkl",
     ]
     stamp = (tmp_path / str(files[1])).stat().st_mtime_ns
     second = load_from_config(data)
@@ -124,7 +125,7 @@ def test_load_from_config_falls_back_to_unaligned(tmp_path):
     data = DataConfig(dataset="sims", synthetic=True, scale=0.01, cache_dir=str(tmp_path))
     dataset = load_from_config(data)  # sims has no aligned variant: the unaligned one is used
     assert dataset.planted["variant"] == "unaligned"
-    assert dataset.source.endswith("sims-unaligned-scale0.01-seed0-v1/unaligned_39.pkl")
+    assert dataset.source.endswith("sims-unaligned-scale0.01-seed0-v2/unaligned_39.pkl")
 
 
 def test_load_from_config_path_wins(mosi_aligned):

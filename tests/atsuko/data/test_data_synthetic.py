@@ -10,6 +10,8 @@ from atsuko.data.synth_write import synthesize
 from atsuko.data.synthetic import (
     DRIVER,
     MINTREC_TRAIN_COUNTS,
+    MOSI_TEXT_COUNTS,
+    MOSI_TEXT_MIN,
     SHARES,
     apportion,
     band_groups,
@@ -17,6 +19,8 @@ from atsuko.data.synthetic import (
     dct_basis,
     draw_truth,
     split_sizes,
+    text_token_lengths,
+    valid_lengths,
 )
 
 
@@ -171,6 +175,40 @@ def test_mintrec_counts_are_the_published_train_split(real_data):
     classes = get_spec("mintrec").classes
     labels = [r.split("\t")[-1] for r in rows]
     assert [labels.count(c) for c in classes] == list(MINTREC_TRAIN_COUNTS)
+
+
+def test_mosi_text_lengths_are_those_of_label_csv(real_data):
+    import csv
+
+    texts = [r["text"] for r in csv.DictReader(open(real_data / "mosi" / "label.csv"))]
+    real = text_token_lengths(texts)
+    counts = np.bincount(real, minlength=MOSI_TEXT_MIN + len(MOSI_TEXT_COUNTS))
+    assert counts[:MOSI_TEXT_MIN].sum() == 0
+    assert tuple(counts[MOSI_TEXT_MIN:].tolist()) == MOSI_TEXT_COUNTS
+    drawn = valid_lengths(20_000, 50, False, np.random.default_rng(0), "text")
+    for below in (6, 8, 12, 20):  # the generator's rates are the real ones
+        assert abs(np.mean(drawn < below) - np.mean(real < below)) < 0.01, below
+    assert abs(np.mean(real < 6) - 0.03) < 0.005 and abs(np.mean(real < 8) - 0.15) < 0.01
+
+
+def test_unaligned_lengths_include_short_sequences():
+    rng = np.random.default_rng(1)
+    for steps in (50, 375, 500):
+        lengths = valid_lengths(20_000, steps, False, rng, "audio")
+        assert lengths.max() == steps
+        assert set(np.unique(lengths[lengths <= 3]).tolist()) == {0, 1, 2, 3}
+        assert 0.02 < np.mean(lengths <= 3) < 0.04  # a realistic few, not a flood
+    assert (valid_lengths(50, 50, True, rng, "audio") == 50).all()  # aligned: every step
+
+
+def test_unaligned_files_with_empty_sequences_load(tmp_path):
+    path = synthesize(get_spec("mosi"), tmp_path, scale=0.1, seed=2, aligned=False)
+    dataset = load(path)
+    lengths = np.concatenate(
+        [s.lengths[m].numpy() for s in dataset.splits.values() for m in ("audio", "vision")]
+    )
+    assert lengths.min() == 1 and np.mean(lengths <= 3) > 0  # 0 read as one step
+    assert any("no valid step read as 1 step" in note for note in dataset.notes)
 
 
 def test_mintrec_synthetic_layout(mintrec_synth):

@@ -151,12 +151,59 @@ def test_parameter_names_suit_rank_based_optimizer_groups(tiny, shapes):
     assert groups[1]["weight_decay"] == 0.0
 
 
-def test_too_many_bands_for_a_sequence_is_a_config_error(tiny, make_batch, shapes):
-    model = build(tiny(num_bands=8), shapes["aligned"])
-    feats, lens = make_batch(shapes["aligned"])
-    lens["audio"][1] = 5
-    with pytest.raises(ConfigError, match=r"num_bands \(8\).*length 5"):
-        model(feats, lens)
+def _short(lens, rows):
+    """Lengths 0, 1, 2 (0 is read as one step) on the given rows of every modality."""
+    for m in lens:
+        for row, n in zip(rows, (0, 1, 2), strict=False):
+            lens[m][row] = n
+    return lens
+
+
+@pytest.mark.parametrize("graph", ["path", "knn"])
+@pytest.mark.parametrize("split", ["uniform", "log"])
+@pytest.mark.parametrize("num_bands", [1, 3, 8])
+def test_sequences_shorter_than_the_bands_train(
+    tiny, make_batch, make_labels, shapes, graph, split, num_bands
+):
+    model = build(tiny(num_bands=num_bands, band_split=split, graph=graph), shapes["unaligned"])
+    feats, lens = make_batch(shapes["unaligned"], batch=6, variable=True)
+    lens = _short(lens, [1, 2, 3])
+    for m, x in feats.items():
+        x[torch.arange(x.shape[1])[None, :] >= lens[m][:, None]] = 0
+    out, res = train_step(model, feats, lens, make_labels("regression", 6))
+    check_finite(model, out, res, batch=6)
+    for m, alpha in out.alpha.items():
+        present = out.band_mask[m]
+        assert present.shape == alpha.shape == (6, num_bands)
+        assert present[:, 0].all()  # band 0 (the constant frequency) always exists
+        assert torch.allclose(alpha.sum(-1), torch.ones(6))
+        assert (alpha[~present] == 0).all()  # an empty band gets no weight
+        assert present[0].all()  # a full-length row has every band
+    assert out.band_mask["text"][2].sum() == 1  # one step: band 0 only
+
+
+@pytest.mark.parametrize("graph", ["path", "knn"])
+def test_long_samples_are_unchanged_by_short_ones_in_the_batch(tiny, make_batch, shapes, graph):
+    """A sample at least K long gives the same outputs alone as beside short samples."""
+    model = build(tiny(num_bands=8, graph=graph, dropout=0.0), shapes["unaligned"]).eval()
+    feats, lens = make_batch(shapes["unaligned"], batch=5, variable=True, seed=3)
+    for m in lens:
+        lens[m][1:] = lens[m][1:].clamp(min=8)
+    short_feats = {m: x.clone() for m, x in feats.items()}
+    short_lens = _short({m: n.clone() for m, n in lens.items()}, [2, 3, 4])
+    for m, x in short_feats.items():
+        x[torch.arange(x.shape[1])[None, :] >= short_lens[m][:, None]] = 0
+    with torch.no_grad():
+        mixed = model(short_feats, short_lens)
+        for row in (0, 1):
+            alone = model(
+                {m: x[row : row + 1] for m, x in feats.items()},
+                {m: n[row : row + 1] for m, n in lens.items()},
+            )
+            assert torch.allclose(alone.pred, mixed.pred[row : row + 1], atol=1e-5)
+            for m in alone.alpha:
+                assert torch.allclose(alone.alpha[m], mixed.alpha[m][row : row + 1], atol=1e-5)
+                assert mixed.band_mask[m][row].all()
 
 
 def test_bad_construction_is_a_config_error(tiny):

@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from atsuko.model.band_router import BandExperts, BandRouter, SpectralBandRouting
+from atsuko.model.band_router import (
+    BandExperts,
+    BandRouter,
+    SpectralBandRouting,
+    mean_band_weights,
+)
 from atsuko.model.encoders import length_mask
 
 
@@ -17,6 +22,30 @@ def test_band_weights_sum_to_one():
     assert alpha.shape == (8, 5)
     assert torch.allclose(alpha.sum(-1), torch.ones(8))
     assert (alpha > 0).all()
+
+
+def test_masked_softmax_gives_empty_bands_no_weight():
+    router = BandRouter(dim=16, num_bands=5, tau=0.7)
+    everything = torch.ones(8, 5, dtype=torch.bool)
+    assert torch.equal(router(pooled(), everything), router(pooled()))  # all bands: unchanged
+    mask = everything.clone()
+    mask[1, 2:] = False
+    mask[2, 1::2] = False
+    alpha = router(pooled(), mask)
+    assert (alpha[~mask] == 0).all() and (alpha[mask] > 0).all()
+    assert torch.allclose(alpha.sum(-1), torch.ones(8))
+    logits = router.proj(pooled()) / 0.7
+    assert torch.allclose(alpha[1, :2], torch.softmax(logits[1, :2], -1))
+    top = BandRouter(dim=16, num_bands=5, top_k=3)(pooled(), mask)  # fewer bands than top_k
+    assert torch.allclose(top.sum(-1), torch.ones(8)) and (top[~mask] == 0).all()
+
+
+def test_mean_band_weights_count_the_samples_that_have_the_band():
+    alpha = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    mask = torch.tensor([[True, True, False], [True, False, False], [True, True, True]])
+    assert mean_band_weights(alpha, mask) == pytest.approx([1.7 / 3, 0.4, 0.5])
+    assert mean_band_weights(alpha[:2], mask[:2]) == pytest.approx([0.75, 0.5, 0.0])
+    assert mean_band_weights(alpha) == pytest.approx(alpha.mean(0).tolist())
 
 
 def test_tiny_temperature_is_near_one_hot_and_huge_near_uniform():

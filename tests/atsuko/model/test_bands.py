@@ -45,7 +45,7 @@ def test_uniform_edges_match_the_recipe():
 
 @pytest.mark.parametrize("split", ["uniform", "log"])
 @pytest.mark.parametrize("length", [1, 2, 5, 8, 50, 375, 500])
-def test_every_band_is_non_empty(split, length):
+def test_every_band_is_non_empty_when_the_sequence_is_at_least_k_long(split, length):
     for K in range(1, min(length, 8) + 1):
         edges = band_edges(length, K, split)
         assert edges[0] == 0 and edges[-1] == length and len(edges) == K + 1
@@ -57,12 +57,89 @@ def test_log_split_is_finer_at_low_frequency():
     assert sizes[0] < sizes[1] < sizes[2]
 
 
-def test_more_bands_than_steps_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"num_bands \(4\).*length 3"):
-        band_edges(3, 4)
-    x, lengths = padded([20, 3], T=20)
-    with pytest.raises(ConfigError, match="num_bands"):
-        BandDecomposition(num_bands=4)(x, lengths)
+def _edges_before(length, num_bands, split):
+    """band_edges as it was before short sequences were allowed (length >= num_bands)."""
+    if split == "uniform":
+        return tuple(-(-i * length // num_bands) for i in range(num_bands + 1))
+    raw = [round((length + 1) ** (i / num_bands)) - 1 for i in range(num_bands + 1)]
+    edges = [0]
+    for i in range(1, num_bands):
+        edges.append(min(max(raw[i], edges[-1] + 1), length - (num_bands - i)))
+    return (*edges, length)
+
+
+@pytest.mark.parametrize("split", ["uniform", "log"])
+def test_edges_of_sequences_at_least_k_long_are_unchanged(split):
+    for length in range(1, 601):
+        for K in range(1, min(length, 12) + 1):
+            assert band_edges(length, K, split) == _edges_before(length, K, split)
+
+
+@pytest.mark.parametrize("split", ["uniform", "log"])
+def test_shorter_sequences_have_empty_bands(split):
+    for K in range(2, 13):
+        for length in range(1, K):
+            edges = band_edges(length, K, split)
+            assert edges[0] == 0 and edges[-1] == length and len(edges) == K + 1
+            assert all(a <= b for a, b in zip(edges[:-1], edges[1:], strict=True))
+            assert edges[1] >= 1, "band 0 holds the constant frequency"
+            filled = sum(b > a for a, b in zip(edges[:-1], edges[1:], strict=True))
+            if split == "uniform":  # one frequency per band, at its relative position
+                assert filled == length
+            else:  # log position: the high frequencies may share a band
+                assert 1 <= filled <= length
+        assert band_edges(1, K, split) == (0,) + (1,) * K  # one step fills band 0 only
+    assert band_edges(3, 8, "uniform") == (0, 1, 1, 2, 2, 2, 3, 3, 3)  # ceil(3 i / 8)
+    with pytest.raises(DataError, match="at least one valid step"):
+        band_edges(0, 3)
+
+
+@pytest.mark.parametrize("graph", ["path", "knn"])
+@pytest.mark.parametrize("split", ["uniform", "log"])
+def test_short_sequences_split_into_their_existing_bands(graph, split):
+    lengths = [20, 1, 2, 3, 7, 5]
+    x, lens = padded(lengths, T=20)
+    x = (x + 2) * (x != 0)  # connected k-NN graphs: no repeated eigenvalue across bands
+    dec = BandDecomposition(num_bands=8, split=split, graph=graph, knn_k=3)
+    bands = dec(x, lens)
+    check_invariants(x, bands)
+    present = dec.band_mask(lens, 20)
+    assert present.shape == (6, 8) and present[:, 0].all()
+    filled = [len(set(band_edges(n, 8, split))) - 1 for n in lengths]
+    assert present.sum(1).tolist() == filled
+    assert bands[~present].abs().max() == 0, "an empty band carries zeros"
+    for i, n in enumerate(lengths):
+        assert bands[i, :, n:].abs().sum() == 0, "padding stays zero"
+        alone = dec(x[i : i + 1, :n])  # the same sample, unpadded
+        assert torch.allclose(bands[i : i + 1, :, :n], alone, atol=ATOL)
+
+
+def test_one_host_sync_per_call_whatever_the_lengths(monkeypatch):
+    """No loop over length groups: one `tolist` per call, no `item`, no new host tensors."""
+    calls = {"tolist": 0, "item": 0, "tensor": 0}
+    for name in ("tolist", "item"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _name=name, _original=original, **k):
+            calls[_name] += 1
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    x, lens = padded(list(range(3, 23)), T=22)
+    original_tensor = torch.tensor
+
+    def tensor(*a, **k):
+        calls["tensor"] += 1
+        return original_tensor(*a, **k)
+
+    for graph in ("path", "knn"):
+        dec = BandDecomposition(num_bands=4, graph=graph)
+        dec(x, lens)  # warm the edge table
+        calls.update(tolist=0, item=0, tensor=0)
+        monkeypatch.setattr(torch, "tensor", tensor)
+        dec(x, lens)
+        monkeypatch.setattr(torch, "tensor", original_tensor)
+        assert calls == {"tolist": 1, "item": 0, "tensor": 0}, graph
 
 
 def test_bad_choices_are_config_errors():
