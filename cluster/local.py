@@ -1,6 +1,8 @@
 """A Ray cluster of a head and N worker nodes on this machine: loopback only, token auth on.
 
     python cluster/local.py up --workers 2 [--cpus-per-node 1] [--state-dir DIR]
+    python cluster/local.py up --head-cpus 0 --workers 0   # an autoscaling cluster's start ...
+    python cluster/local.py add-worker [--cpus N]          # ... and what its autoscaler does
     python cluster/local.py status
     eval "$(python cluster/local.py env)"     # RAY_ADDRESS and friends for this shell
     python cluster/local.py down
@@ -10,12 +12,15 @@ that creates the nodes in-process with `ray.cluster_utils.Cluster`: on Ray 2.60 
 with `ray start --address` does not join a loopback-only head, while nodes started from Python
 do. The supervisor records what it started in `STATE_DIR/state.json`; `down` stops exactly those
 processes and nothing else; `status` asks the head's dashboard which nodes are alive.
+`add-worker` asks the supervisor (a request file in `STATE_DIR/requests`, then SIGUSR1) for one
+more worker node, recorded like the others: the local stand-in for an autoscaler.
 
 From Python (tests, notebooks):
 
     with LocalCluster(workers=2, state_dir=tmp) as c:
         subprocess.run([...], env={**os.environ, **c.env()})   # clients join with c.address
         c.kill_worker(0)                                        # a node crash, mid-run
+        c.add_worker()                                          # a node joins, mid-run
 """
 
 from __future__ import annotations
@@ -44,19 +49,19 @@ from cluster.state import (
     ClusterError,
     alive_process,
     cluster_processes,
-    free_port,
     is_loopback,
     listening_sockets,
     read_state,
     read_token,
     state_dir_of,
-    token_location,
     with_children,
 )
+from search.runtime.session import free_port, token_location
 
 __all__ = [
     "ClusterError",
     "LocalCluster",
+    "add_worker",
     "auth_headers",
     "client_env",
     "is_loopback",
@@ -67,6 +72,7 @@ __all__ = [
     "token_location",
 ]
 
+REQUESTS_DIR = "requests"  # add-worker's requests to the supervisor
 # Unix socket paths (session dir + sockets/plasma_store) must stay under 108 bytes.
 _MAX_RAY_TMPDIR = 40
 
@@ -102,24 +108,67 @@ def start_cluster(
     timeout: float = 180.0,
 ) -> dict[str, Any]:
     """Start a head and `workers` worker nodes in a detached supervisor; return the state once
-    every node is alive. Ports left at 0 are picked free on loopback."""
+    every node is alive. Ports left at 0 are picked free on loopback. `head_cpus=0` with
+    `workers=0` is a cluster like the cloud configs' at first: a head that runs no trial and no
+    worker yet (`add_worker` then stands in for the autoscaler)."""
+    _check_sizes(workers, cpus_per_node, head_cpus)
+    sdir = state_dir_of(state_dir)
+    sdir.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(sdir)
+    options = {
+        "--workers": workers,
+        "--cpus-per-node": cpus_per_node,
+        "--head-cpus": cpus_per_node if head_cpus is None else head_cpus,
+        "--object-store-mb": object_store_mb,
+        "--port": port or free_port(),
+        "--dashboard-port": dashboard_port or free_port(),
+        "--token": token_location(create=True),
+    }
+    cmd = [sys.executable, "-m", "cluster.supervisor", "--state-dir", str(sdir)]
+    for flag, value in options.items():
+        cmd += [flag, str(value)]
+    log_path = sdir / "supervisor.log"
+    return _wait_running(_spawn(cmd, sdir, log_path), sdir, log_path, timeout)
+
+
+def _check_sizes(workers: int, cpus_per_node: int, head_cpus: int | None) -> None:
     if workers < 0:
         raise ClusterError(f"--workers must be >= 0, got {workers}")
     if cpus_per_node <= 0 or (head_cpus is not None and head_cpus < 0):
         raise ClusterError("--cpus-per-node must be > 0 and --head-cpus >= 0")
-    sdir = state_dir_of(state_dir)
-    sdir.mkdir(parents=True, exist_ok=True)
-    old = read_state(sdir)
-    if old is not None:
-        if old.get("status") in ("starting", "running") and alive_process(old["supervisor"]):
-            raise ClusterError(
-                f"a cluster is already running from {sdir} (supervisor pid "
-                f"{old['supervisor']['pid']}); run `down` first or pass another --state-dir"
-            )
-        _terminate(old, grace=5.0)  # leftovers of a supervisor that died: ours, stop them
-        (sdir / STATE_FILE).unlink(missing_ok=True)
 
-    token = token_location()
+
+def _spawn(cmd: list[str], sdir: Path, log_path: Path) -> subprocess.Popen:
+    """The detached supervisor, its output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            cmd,
+            cwd=sdir,
+            env=_supervisor_env(sdir),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command; its own process group
+        )
+
+
+def _clear_leftovers(sdir: Path) -> None:
+    """Refuse a state dir whose cluster still runs; stop what a dead supervisor left."""
+    old = read_state(sdir)
+    if old is None:
+        return
+    if old.get("status") in ("starting", "running") and alive_process(old["supervisor"]):
+        raise ClusterError(
+            f"a cluster is already running from {sdir} (supervisor pid "
+            f"{old['supervisor']['pid']}); run `down` first or pass another --state-dir"
+        )
+    _terminate(old, grace=5.0)  # leftovers of a supervisor that died: ours, stop them
+    (sdir / STATE_FILE).unlink(missing_ok=True)
+
+
+def _supervisor_env(sdir: Path) -> dict[str, str]:
+    """The supervisor's (and so every node's) environment: loopback, token mode, RAY_TMPDIR,
+    and `python` in a Ray Job's entrypoint being this interpreter, with the project importable."""
     tmpdir = _ray_tmpdir(sdir)
     tmpdir.mkdir(parents=True, exist_ok=True)
     python_bin = str(Path(sys.executable).parent)
@@ -128,43 +177,18 @@ def start_cluster(
         **os.environ,
         **CLIENT_ENV,
         "RAY_TMPDIR": str(tmpdir),
-        # `python` in a Ray Job's entrypoint is this interpreter, and the project imports.
         "PATH": python_bin + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH")) if p),
     }
     env.pop("RAY_ADDRESS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "cluster.supervisor",
-        "--state-dir",
-        str(sdir),
-        "--workers",
-        str(workers),
-        "--cpus-per-node",
-        str(cpus_per_node),
-        "--head-cpus",
-        str(cpus_per_node if head_cpus is None else head_cpus),
-        "--object-store-mb",
-        str(object_store_mb),
-        "--port",
-        str(port or free_port()),
-        "--dashboard-port",
-        str(dashboard_port or free_port()),
-        "--token",
-        token,
-    ]
-    log_path = sdir / "supervisor.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=sdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives this command; its own process group
-        )
+    return env
+
+
+def _wait_running(
+    proc: subprocess.Popen, sdir: Path, log_path: Path, timeout: float
+) -> dict[str, Any]:
+    """The state once the supervisor says `running`; on failure or timeout, stop what it
+    started and raise with the log's last lines."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(sdir)
@@ -197,6 +221,46 @@ def start_cluster(
         f"the cluster was not up after {timeout:.0f} s; stopped it\n"
         f"--- {log_path} (last lines) ---\n{_log_tail(log_path)}"
     )
+
+
+def add_worker(
+    state_dir: str | Path | None = None,
+    *,
+    cpus: int | None = None,
+    gpus: int = 0,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Add one worker node to the running cluster in `state_dir`, as an autoscaler would for a
+    pending trial; returns its node record once it is alive. The supervisor creates it (a
+    request file in STATE_DIR/requests, then SIGUSR1), so `down` stops it with the rest."""
+    if (cpus is not None and cpus <= 0) or gpus < 0:
+        raise ClusterError("--cpus must be > 0 and --gpus >= 0")
+    sdir = state_dir_of(state_dir)
+    state = read_state(sdir)
+    sup = alive_process(state["supervisor"]) if state else None
+    if state is None or state.get("status") != "running" or sup is None:
+        raise ClusterError(f"no running cluster recorded in {sdir}; start one with `up`")
+    request = f"{os.getpid()}-{time.monotonic_ns()}"
+    folder = sdir / REQUESTS_DIR
+    folder.mkdir(exist_ok=True)
+    body = {"id": request, "cpus": cpus or state.get("cpus_per_node", 1), "gpus": gpus}
+    tmp = folder / f"{request}.tmp"
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, folder / f"{request}.json")
+    with contextlib.suppress(psutil.Error):
+        sup.send_signal(signal.SIGUSR1)  # wake it now (it also looks every second)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(sdir) or {}
+        answer = (state.get("requests") or {}).get(request)
+        if answer is not None:
+            if answer.get("error"):
+                raise ClusterError(f"the worker was not added: {answer['error']}")
+            return next(n for n in state["nodes"] if n["name"] == answer["node"])
+        if alive_process(state.get("supervisor") or {"pid": -1, "create_time": 0}) is None:
+            raise ClusterError(f"the cluster's supervisor is gone (see {sdir / 'supervisor.log'})")
+        time.sleep(0.2)
+    raise ClusterError(f"no new worker after {timeout:.0f} s (see {sdir / 'supervisor.log'})")
 
 
 def _wait_exit(proc: subprocess.Popen, timeout: float) -> None:
@@ -318,6 +382,12 @@ class LocalCluster:
         )
         return self
 
+    def add_worker(self, cpus: int | None = None, gpus: int = 0, timeout: float = 120.0) -> str:
+        """Add a worker node (as the autoscaler would); returns its role ('worker-N')."""
+        node = add_worker(self.state_dir, cpus=cpus, gpus=gpus, timeout=timeout)
+        self.state = read_state(self.state_dir)
+        return node["name"]
+
     def stop(self) -> list[int]:
         """Stop every process of the cluster; returns their PIDs."""
         pids = stop_cluster(self.state_dir)
@@ -409,6 +479,7 @@ class LocalCluster:
 def _print_up(state: dict[str, Any], sdir: Path) -> None:
     n = len(state["nodes"]) - 1
     env = " ".join(f"{k}={v}" for k, v in client_env(state).items())
+    flag = "" if sdir == state_dir_of(None) else f" --state-dir {sdir}"
     print(
         f"Ray cluster up: a head and {n} worker node(s) on {LOOPBACK}, token authentication on\n"
         f"  address:   {state['address']}\n"
@@ -420,8 +491,8 @@ def _print_up(state: dict[str, Any], sdir: Path) -> None:
         f"Clients join with:\n"
         f"  export {env}\n"
         f"  python search/run.py --dataset mosei --synthetic --address auto --out runs/search\n"
-        "Stop it with: python cluster/local.py down"
-        + ("" if sdir == state_dir_of(None) else f" --state-dir {sdir}")
+        f"Add a worker node (as an autoscaler would): python cluster/local.py add-worker{flag}\n"
+        f"Stop it with: python cluster/local.py down{flag}"
     )
 
 
@@ -451,7 +522,7 @@ def _print_status(state: dict[str, Any]) -> int:
     return 0 if alive == len(state["nodes"]) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python cluster/local.py",
         description="A head and N worker Ray nodes on this machine, on loopback only, with "
@@ -469,11 +540,24 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start a head and N workers, print how to reach them", **kw)
     up.add_argument("--workers", type=int, default=2, help="worker nodes besides the head")
     up.add_argument("--cpus-per-node", type=int, default=1, help="logical CPUs per node")
-    up.add_argument("--head-cpus", type=int, default=None, help="head CPUs (default: same)")
+    up.add_argument(
+        "--head-cpus",
+        type=int,
+        default=None,
+        help="head CPUs (default: same); 0 with --workers 0 is an autoscaling cluster's start",
+    )
     up.add_argument("--object-store-mb", type=int, default=200, help="object store per node")
     up.add_argument("--port", type=int, default=0, help="GCS port (default: a free one)")
     up.add_argument("--dashboard-port", type=int, default=0, help="default: a free one")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the nodes")
+    add = sub.add_parser(
+        "add-worker",
+        help="add one worker node to the running cluster (what an autoscaler does)",
+        **kw,
+    )
+    add.add_argument("--cpus", type=int, default=None, help="its CPUs (default --cpus-per-node)")
+    add.add_argument("--gpus", type=int, default=0, help="GPUs it advertises (default 0)")
+    add.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it")
     sub.add_parser(
         "status",
         help="list the nodes (alive or dead) as the head sees them; exit 1 if one is dead",
@@ -482,7 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print `export ...` lines for a client shell", **kw)
     down = sub.add_parser("down", help="stop exactly the processes `up` started", **kw)
     down.add_argument("--grace", type=float, default=30.0, help="seconds before SIGKILL")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     sdir = state_dir_of(args.state_dir)
 
     if args.command == "up":
@@ -497,6 +585,13 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
         )
         _print_up(state, sdir)
+        return 0
+    if args.command == "add-worker":
+        node = add_worker(sdir, cpus=args.cpus, gpus=args.gpus, timeout=args.timeout)
+        print(
+            f"added {node['name']} ({node['cpus']:g} CPU, {node.get('gpus', 0):g} GPU) "
+            f"node id {node['node_id']}"
+        )
         return 0
     state = read_state(sdir)
     if args.command == "down":

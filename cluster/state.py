@@ -1,5 +1,6 @@
 """What a local cluster records and how its processes are found: the state file
-(STATE_DIR/state.json), the token, process records that survive PID reuse, listening sockets.
+(STATE_DIR/state.json), the token (its location: `search.runtime.session.token_location`),
+process records that survive PID reuse, listening sockets.
 Shared by `cluster.local` (the CLI and `LocalCluster`) and `cluster.supervisor`."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from atsuko.errors import AtsukoError
+from search.runtime.session import TOKEN_VARIABLE
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
@@ -34,27 +35,9 @@ class ClusterError(AtsukoError):
 # ----------------------------------------------------------------------------- token
 
 
-def token_location() -> str:
-    """Where Ray reads the token, in Ray's own order: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, or
-    ~/.ray/auth_token (created here, readable by its owner only, when none exists yet)."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return "$RAY_AUTH_TOKEN"
-    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    path = Path(custom or Path.home() / ".ray" / "auth_token").expanduser()
-    if not path.is_file():
-        if custom:
-            raise ClusterError(f"RAY_AUTH_TOKEN_PATH={custom} does not name a file")
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-    return str(path)
-
-
 def read_token(location: str) -> str:
-    """The token itself, from what `token_location` returned."""
-    if location == "$RAY_AUTH_TOKEN":
+    """The token itself, from what `search.runtime.session.token_location` returned."""
+    if location == TOKEN_VARIABLE:
         return os.environ["RAY_AUTH_TOKEN"].strip()
     return Path(location).read_text().strip()
 
@@ -155,10 +138,3 @@ def is_loopback(ip: str) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     return addr.is_loopback
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (the OS picks it, so two users do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]

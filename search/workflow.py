@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from atsuko.config import DATASETS
 from atsuko.errors import AtsukoError, ConfigError
@@ -85,12 +86,29 @@ def search(args: argparse.Namespace) -> int:
     code = driver.run(resolved, resume=bool(args.resume))
     if code in (0, 1):
         if args.diagnostics and code == 0:
-            from search.analysis.diagnostics import run_diagnostics
-
-            run_diagnostics(resolved.out_dir, epochs=args.diagnostics_epochs)
+            diagnostics(resolved, args.diagnostics_epochs)
         report(resolved.out_dir, args)
         driver.upload(resolved.storage)
     return code
+
+
+def diagnostics(resolved: Any, epochs: int | None) -> None:
+    """Router diagnostics of the best config, trained in a Ray task with a trial's resources on
+    the search's cluster (or a local Ray): never on the driver's node, which on the cloud
+    configs is a head with no CPU for training and no GPU."""
+    from search.analysis.diagnostics import run_diagnostics_on_ray
+    from search.runtime import session as ray_session
+
+    session = ray_session.start_for(resolved)
+    try:
+        run_diagnostics_on_ray(
+            resolved.out_dir,
+            cpus=resolved.cpus_per_trial,
+            gpus=resolved.gpus_per_trial,
+            epochs=epochs,
+        )
+    finally:
+        session.shutdown()
 
 
 def sweep(args: argparse.Namespace, names: list[str]) -> int:

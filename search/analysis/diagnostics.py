@@ -12,6 +12,9 @@ model and its ablations `use_sbr` x `use_mcm`. Then, on the test split:
 - t-SNE (scikit-learn) of the fused features `z` of all four variants, coloured by label.
 
 Writes `OUT/diagnostics/diagnostics.json` and `arrays.npz`; `search.analysis.figures` draws them.
+After a search (`--diagnostics`) the four models train in one Ray task with a trial's resources
+(`run_diagnostics_on_ray`), not in the driver: on the cloud configs the driver runs on a head
+node with no CPU for training and no GPU.
 Shapes: N samples, M modalities, K bands, d width.
 """
 
@@ -127,24 +130,99 @@ def run_diagnostics(
     device: str = "auto",
     log: Any = print,
 ) -> Path:
-    """Train the four variants of the best config and write the diagnostics; returns the JSON."""
+    """Train the four variants of the best config here and write the diagnostics; returns the
+    JSON. (After a search, `run_diagnostics_on_ray` trains them on the cluster instead.)"""
     from atsuko.data import load_from_config
-    from search.provenance import sha256_file, versions
 
     out = Path(out)
+    base = _diagnosed_config(out, config, epochs, device)
+    start = time.time()
+    dataset = load_from_config(base.data)
+    doc, arrays = diagnose(
+        base, dataset, samples=samples, tsne_points=tsne_points, seed=seed, log=log
+    )
+    doc["config"] = str(config or out / layout.BEST_CONFIG)
+    doc["seconds"] = time.time() - start
+    return write_diagnostics(out, doc, arrays, log)
+
+
+def run_diagnostics_on_ray(
+    out: str | Path,
+    *,
+    cpus: float,
+    gpus: float,
+    epochs: int | None = None,
+    log: Any = print,
+    **kwargs: Any,
+) -> Path:
+    """As `run_diagnostics`, with the training in one Ray task holding a trial's resources
+    (`cpus`, `gpus`: on the cloud configs the driver's head node has no CPU for training and no
+    GPU). Ray must be initialised (the search's cluster, or a local Ray); the dataset is loaded
+    here, in the driver, as the search's, and reaches the task through the object store."""
+    import ray
+
+    from atsuko.data import load_from_config
+    from search.provenance import sha256_file
+
+    out = Path(out)
+    base = _diagnosed_config(out, None, epochs, "cuda" if gpus > 0 else "cpu")
+    start = time.time()
+    dataset = load_from_config(base.data)
+    source = dataset.source
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_diagnose_task)
+    if log:
+        log(f"diagnostics: training the four variants in a Ray task ({cpus:g} CPU, {gpus:g} GPU)")
+    ref = task.remote(base.to_dict(), ray.put(dataset), max(1, int(cpus)), kwargs)
+    del dataset  # the object store holds it now
+    doc, arrays = ray.get(ref)
+    doc["config"] = str(out / layout.BEST_CONFIG)
+    doc["data"] = {"source": source, "sha256": sha256_file(source)}  # as the driver sees it
+    doc["seconds"] = time.time() - start
+    return write_diagnostics(out, doc, arrays, log)
+
+
+def _diagnose_task(
+    config: dict[str, Any], dataset: Any, threads: int, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """`diagnose` as a Ray task (its progress lines go to the driver through Ray's log)."""
+    import os
+
+    import ray
+
+    torch.set_num_threads(threads)
+    doc, arrays = diagnose(cfg.from_dict(config), dataset, log=print, **kwargs)
+    doc["ran_on"] = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+    return doc, arrays
+
+
+def _diagnosed_config(
+    out: Path, config: str | Path | None, epochs: int | None, device: str
+) -> Config:
     overrides: dict[str, Any] = {"train.device": device}
     if epochs is not None:
         overrides["train.epochs"] = epochs
-    base = best_config(out, config, **overrides)
-    start = time.time()
-    dataset = load_from_config(base.data)
+    return best_config(out, config, **overrides)
+
+
+def diagnose(
+    base: Config,
+    dataset: Any,
+    *,
+    samples: int = 20,
+    tsne_points: int = 500,
+    seed: int = 0,
+    log: Any = print,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Train the four variants of `base` on `dataset`; the diagnostics' JSON document (without
+    `config` and `seconds`) and arrays."""
+    from search.provenance import sha256_file, versions
+
     modalities = sorted(dataset.dims)
     test = dataset.splits["test"]
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(test), size=min(samples, len(test)), replace=False))
     embed = np.sort(rng.choice(len(test), size=min(tsne_points, len(test)), replace=False))
     doc: dict[str, Any] = {
-        "config": str(config or out / layout.BEST_CONFIG),
         "dataset": base.data.dataset,
         "task": dataset.spec.task,
         "epochs": base.train.epochs,
@@ -172,11 +250,16 @@ def run_diagnostics(
             "test": result.test,
         }
     _compare(doc, arrays, outputs, dataset, picked)
-    labels = outputs["full"]["labels"][embed]
-    arrays["tsne_labels"] = labels
+    arrays["tsne_labels"] = outputs["full"]["labels"][embed]
     for name in VARIANTS:
         arrays[f"tsne_{name}"] = tsne(outputs[name]["z"][embed], seed)  # (N, 2)
-    doc["seconds"] = time.time() - start
+    return doc, arrays
+
+
+def write_diagnostics(
+    out: Path, doc: dict[str, Any], arrays: dict[str, np.ndarray], log: Any = print
+) -> Path:
+    """`OUT/diagnostics/diagnostics.json` and `arrays.npz`; returns the JSON's path."""
     folder = out / layout.DIAG_DIR
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / layout.DIAG_ARRAYS, **arrays)

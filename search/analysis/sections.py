@@ -50,6 +50,8 @@ def results_section(summary: dict | None, trials: Any) -> Section:
         for r in errors:
             s.note(f"seed {r.get('seed')} failed: {r['error']}")
         return s
+    for r in [r for r in final.get("runs") or [] if "error" in r]:  # every re-run failed
+        s.note(f"seed {r.get('seed')} failed: {r['error']}")
     s.note(
         "No seed re-runs in summary.json (the search is unfinished or ran with --final-seeds 0): "
         "no test results. Best validation scores of the completed trials so far:"
@@ -186,6 +188,8 @@ def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section
     )
     for n in plan.get("notes") or []:
         s.note(n)
+    for label, error in (plan.get("test_failures") or {}).items():
+        s.note(f"test scoring of {label} failed: {error} (rerun the same command to retry it)")
     metrics = {ds: figures._metric_for(plan, ds, metric) for ds in plan["datasets"]}
     missing = sorted({m for m in metrics.values() if not any(f"valid/{m}" in r for r in curves)})
     if missing:

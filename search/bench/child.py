@@ -73,7 +73,13 @@ def run_synth(spec: dict[str, Any]) -> dict[str, Any]:
     from atsuko.data.load import synthetic_path
 
     start = time.time()
-    path = synthetic_path(DataConfig(dataset=spec["dataset"], synthetic=True, scale=spec["scale"]))
+    data = DataConfig(
+        dataset=spec["dataset"],
+        synthetic=True,
+        scale=spec["scale"],
+        aligned=spec.get("aligned", True),
+    )
+    path = synthetic_path(data)
     return {"path": str(path), "bytes": path.stat().st_size, "seconds": time.time() - start}
 
 

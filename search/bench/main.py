@@ -243,6 +243,14 @@ def _gpu_details(r: dict[str, Any]) -> list[str]:
         f"   best packing {r['gpu_best_packing']}: {_num(r['gpu_packing_speedup'])}x the trials "
         "per hour of one trial alone"
     )
+    if r.get("gpu_varlen_trials_per_hour") is not None:
+        lines.append(
+            f"   variable lengths (MOSI unaligned), {r['gpu_varlen_packing']} at once: "
+            f"{_num(r['gpu_varlen_trials_per_hour'])} trials/hour, utilisation "
+            f"{_num(r['gpu_varlen_utilisation_mean'])}%, memory peak "
+            f"{_num(r['gpu_varlen_memory_max_mib'])} MiB"
+        )
+    lines.append("   (utilisation and memory: the GPU Ray assigned, inside the trials' windows)")
     return lines
 
 

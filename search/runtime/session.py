@@ -9,7 +9,9 @@ anyone who can reach them. Only this process's own Ray is shut down, through its
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import socket
 import sys
 import warnings
@@ -77,20 +79,33 @@ def dashboard_warning(host: str) -> str | None:
     )
 
 
-def token_location() -> str:
-    """Where Ray's access token is (Ray 2.60 turns token authentication on by default)."""
+TOKEN_VARIABLE = "$RAY_AUTH_TOKEN"  # what `token_location` says when the variable holds it
+
+
+def token_location(create: bool = False) -> str:
+    """Where Ray reads its access token, in Ray's own order (Ray 2.60 turns token
+    authentication on by default): `TOKEN_VARIABLE` for $RAY_AUTH_TOKEN, the file
+    $RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token. With `create` (a cluster about to start), a
+    missing ~/.ray/auth_token is written with a new random token, readable by its owner only,
+    and a RAY_AUTH_TOKEN_PATH that names no file is an error."""
     if os.environ.get("RAY_AUTH_TOKEN"):
-        return "the RAY_AUTH_TOKEN environment variable"
-    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return os.environ["RAY_AUTH_TOKEN_PATH"]
-    return str(Path("~") / ".ray" / "auth_token")
+        return TOKEN_VARIABLE
+    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(custom or Path.home() / ".ray" / "auth_token").expanduser()
+    if create and not path.is_file():
+        if custom:
+            raise ConfigError(f"RAY_AUTH_TOKEN_PATH={custom} does not name a file")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    return str(path)
 
 
 def _token_available() -> bool:
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return True
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
-    return Path(path).expanduser().is_file()
+    where = token_location()
+    return where == TOKEN_VARIABLE or Path(where).is_file()
 
 
 @dataclass

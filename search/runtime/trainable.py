@@ -68,6 +68,7 @@ def train_trial(
     trial_id = tune.get_context().get_trial_id()
     label_logs(f"atsuko_{name}_{trial_id}")
     node_id = ray.get_runtime_context().get_node_id()
+    gpu_ids = ",".join(str(i) for i in ray.get_gpu_ids())
     state, progress = _restore(tune.get_checkpoint())
     progress.setdefault("started_at", time.time())
     reported = False
@@ -87,6 +88,7 @@ def train_trial(
             "router": dict(record.router),
             "epoch_seconds": record.seconds,
             "node_id": node_id,
+            "gpu_ids": gpu_ids,  # the GPUs Ray assigned (search.bench.gpu reads them)
             "started_at": progress["started_at"],
             "wall_time": time.time(),
             # the training ends after this epoch (all epochs, or patience): a resumed search

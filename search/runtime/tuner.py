@@ -17,6 +17,10 @@ from search.runtime import session as ray_session
 from search.runtime.records import FINAL, METRIC, TrialRecord, build
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def trial_name(dataset: str, trial: Any) -> str:
     """Trial names and folders: `<dataset>_<trial id>` (`sens_<trial id>` in a sweep)."""
     return f"{dataset}_{trial.trial_id}"
@@ -38,11 +42,16 @@ def build_tuner(
     time_budget: float | None = None,
     stop: Any = None,
     callbacks: Sequence[Any] = (),
+    per_trial: tuple[float, float] | None = None,
 ) -> Any:
     """The Tuner: `search_alg` and `scheduler` (a search) or a `grid` of point labels, FIFO (a
-    sweep); storage, retries, the last two checkpoints, reused actors and trial names."""
+    sweep); storage, retries, the last two checkpoints, reused actors and trial names. With
+    `per_trial` (a trial's CPUs and GPUs) it says when trials wait for resources that no node
+    has yet (`search.runtime.waiting`: an autoscaling cluster's start)."""
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
+
+    from search.runtime.waiting import WaitingForResources
 
     namer = functools.partial(trial_name, trainable.dataset_name)
     param_space = {"point": tune.grid_search(list(grid))} if grid is not None else None
@@ -67,7 +76,10 @@ def build_tuner(
             stop=stop,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=list(callbacks),
+            callbacks=[
+                *callbacks,
+                *([WaitingForResources(*per_trial, say=_say)] if per_trial else []),
+            ],
             progress_reporter=reporter,
             verbose=1,
         ),

@@ -10,7 +10,6 @@ Tested in `tests/search/study/test_driver_e2e.py`, `test_driver_faults.py` and
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -129,35 +128,66 @@ def prepare(settings: Settings, resume: bool) -> Job:
 
 
 def check_resources(settings: Settings) -> int:
-    """Fail early if one trial cannot fit on any node; returns the concurrency to use."""
+    """The concurrency to use; fail early where no trial can ever run.
+
+    A local Ray (no `--address`) cannot grow: a trial that fits on no node ends the search with
+    exit 2. A cluster joined with `--address` may (an autoscaler, new workers joining): if no
+    node fits a trial yet, the search says so and starts anyway; its trials wait, PENDING,
+    which is what makes an autoscaler add nodes. The default concurrency is what the cluster
+    holds at its largest: the autoscaler's ceiling where it published one, else the nodes up
+    now, else (nothing fits yet, ceiling unknown) `waiting.FALLBACK_CONCURRENCY`."""
     import ray
 
+    from search.runtime import waiting
+
+    cpus, gpus = settings.cpus_per_trial, settings.gpus_per_trial
+    n_max = settings.num_samples
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    cpus = max((n.get("CPU", 0) for n in nodes), default=0)
-    gpus = max((n.get("GPU", 0) for n in nodes), default=0)
-    if settings.cpus_per_trial > cpus:
-        raise ConfigError(
-            f"--cpus-per-trial {settings.cpus_per_trial:g}: no Ray node has that many CPUs "
-            f"(largest: {cpus:g})"
+    now = waiting.fits(ray.cluster_resources(), cpus, gpus)
+    ceiling = waiting.autoscaler_ceiling() if settings.address else None
+    most = max(now, waiting.fits(ceiling, cpus, gpus)) if ceiling else now
+    if not waiting.node_fits(nodes, cpus, gpus):
+        why = _no_node_fits(nodes, cpus, gpus)
+        if not settings.address:
+            raise ConfigError(why)
+        most = waiting.fits(ceiling, cpus, gpus) if ceiling else 0
+        at_once = min(settings.concurrency or most or waiting.FALLBACK_CONCURRENCY, n_max)
+        source = (
+            "--concurrency"
+            if settings.concurrency
+            else "the autoscaler's ceiling"
+            if most
+            else "the default while no node fits and the ceiling is unknown"
         )
-    if settings.gpus_per_trial > gpus:
-        raise ConfigError(
-            f"--gpus-per-trial {settings.gpus_per_trial:g}: no Ray node has that many GPUs "
-            f"(largest: {gpus:g})"
-        )
-    total = ray.cluster_resources()
-    fits = math.floor(total.get("CPU", 0) / settings.cpus_per_trial + 1e-9)
-    if settings.gpus_per_trial > 0:
-        fits = min(fits, math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
-    fits = max(1, fits)
-    if settings.concurrency is None:
-        return min(fits, settings.num_samples)
-    if settings.concurrency > fits:
         _say(
-            f"note: --concurrency {settings.concurrency} but the cluster holds {fits} trials "
-            f"of --cpus-per-trial {settings.cpus_per_trial:g} at once; the rest will queue"
+            f"note: {why} yet. This is a cluster (--address) that an autoscaler or new workers "
+            f"can grow: the search starts, and its trials wait for resources ({at_once} at "
+            f"once: {source})."
+        )
+        return at_once
+    most = max(1, most)
+    if settings.concurrency is None:
+        return min(most, settings.num_samples)
+    if settings.concurrency > most:
+        _say(
+            f"note: --concurrency {settings.concurrency} but the cluster holds {most} trials "
+            f"of --cpus-per-trial {cpus:g} at once; the rest will queue"
         )
     return settings.concurrency
+
+
+def _no_node_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> str:
+    """Why no node can hold a trial, as the flag that asks too much."""
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if cpus > most_cpus:
+        return f"--cpus-per-trial {cpus:g}: no Ray node has that many CPUs (largest: {most_cpus:g})"
+    if gpus > most_gpus:
+        return f"--gpus-per-trial {gpus:g}: no Ray node has that many GPUs (largest: {most_gpus:g})"
+    return (
+        f"--cpus-per-trial {cpus:g} with --gpus-per-trial {gpus:g}: no Ray node has both "
+        "(a trial runs on one node)"
+    )
 
 
 def shown_parameters(space: Space, count: int = 5) -> list[str]:
@@ -214,6 +244,7 @@ def search_tuner(
         num_samples=settings.num_samples,
         time_budget=settings.time_budget,
         callbacks=callbacks,
+        per_trial=(settings.cpus_per_trial, settings.gpus_per_trial),
     )
 
 
@@ -401,6 +432,9 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
             if stats:
                 shown = "  ".join(f"{k} {v['mean']:.4f}±{v['std']:.4f}" for k, v in stats.items())
                 lines.append(f"{split} over seeds {final['seeds']}: {shown}")
+        for run in final.get("runs") or []:
+            if "error" in run:
+                lines.append(f"Re-run with seed {run.get('seed')} FAILED: {run['error']}")
         lines.append(
             f"Reproduce: python -m atsuko.train --config {out / layout.BEST_CONFIG} "
             f"--seed {best['seed']}"

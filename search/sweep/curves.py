@@ -36,7 +36,8 @@ def curve_rows(
     """
     tests = tests or {}
     valid_names = sorted({k for o in outcomes.values() for k in (o.get("valid") or {})})
-    test_names = sorted({k for t in tests.values() for k in t}) if plan.with_test else []
+    test_names = sorted({k for t in tests.values() for k in t if k != "error"})
+    test_names = test_names if plan.with_test else []
     rows = []
     for point in plan.points:
         outcome = outcomes.get(point["trial"])
@@ -58,6 +59,8 @@ def curve_rows(
         test = tests.get(point["trial"], {})
         for name in test_names:
             row[f"test/{name}"] = test.get(name, "")
+        if plan.with_test and "error" in test:
+            row["test_error"] = test["error"]  # the scoring task failed (retried on rerun)
         row["trial_id"] = outcome.get("trial_id", "")
         rows.append(row)
     return rows
@@ -113,7 +116,13 @@ def complete(folder: Path, plan: Plan) -> bool:
         (r["dataset"], r["parameter"], r["value"], r["seed"])
         for r in rows
         if r["state"] in ("COMPLETE", "ERROR")
-        and (not plan.with_test or r["state"] == "ERROR" or any(k.startswith("test/") for k in r))
+        and (not plan.with_test or r["state"] == "ERROR" or _has_test(r))
     }
     want = {(p["dataset"], p["parameter"], p["value"], p["seed"]) for p in plan.points}
     return want <= done
+
+
+def _has_test(row: dict[str, Any]) -> bool:
+    """Whether a `curves.csv` row holds test scores (its scoring did not fail)."""
+    scores = [v for k, v in row.items() if k.startswith("test/")]
+    return not row.get("test_error") and any(math.isfinite(v) for v in scores)

@@ -60,6 +60,7 @@ def _round_tuner(
         reporter=tuner.progress_table({"score": "valid score"}, ["point"], max_column_length=40),
         grid=labels,
         stop=RunBudget(),
+        per_trial=(settings.cpus_per_trial, settings.gpus_per_trial),
     )
 
 
@@ -76,15 +77,19 @@ def outcome(record: TrialRecord) -> dict[str, Any]:
     }
 
 
-def _score_test(checkpoint: str, config: dict[str, Any], dataset: Any, threads: int) -> dict:
+def _score_test(
+    checkpoint: str, config: dict[str, Any], dataset: Any, threads: int, label: str = ""
+) -> dict:
     """The test metrics of a finished point's best epoch, from its last checkpoint (a Ray task).
 
     The trial selected its epoch on validation only; the test split is scored here, once."""
     import torch
 
     from atsuko.train import Trainer
+    from search.runtime.faults import maybe_fail
     from search.runtime.trainable import STATE_FILE
 
+    maybe_fail("score_test", label)
     torch.set_num_threads(threads)
     state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
     trainer = Trainer(cfg.from_dict(config), dataset)
@@ -100,8 +105,13 @@ def _test_scores(
     folder: Path,
     settings: Settings,
 ) -> dict[str, dict[str, float]]:
-    """Test metrics per finished point, cached in `test_scores.json` across runs."""
+    """Test metrics per finished point, cached in `test_scores.json` across runs.
+
+    A point whose scoring task fails (out of memory, a lost node) is `{'error': ...}` here, said
+    on the console, and left out of the cache: the next run of the same command retries it."""
     import ray
+
+    from search.runtime.faults import gather_each
 
     path = folder / layout.SENS_TESTS
     cache = json.loads(path.read_text()) if path.is_file() else {}
@@ -125,11 +135,18 @@ def _test_scores(
             ds, overrides = plan.trials[label]
             config = plan.anchors[ds].replace(**overrides).to_dict()
             calls[label] = task.remote(
-                ledger[label]["checkpoint"], config, datasets[ds].ref, threads
+                ledger[label]["checkpoint"], config, datasets[ds].ref, threads, label
             )
-        for label, ref in calls.items():
-            cache[label] = ray.get(ref)
+        done, failed = gather_each(calls)
+        cache.update(done)
         path.write_text(json.dumps(cache, indent=2))
+        for label, error in failed.items():
+            print(
+                f"warning: scoring the test split of {label} failed: {error}; its test columns "
+                "stay empty (rerun the same command to retry it)",
+                flush=True,
+            )
+        return {**cache, **{label: {"error": error} for label, error in failed.items()}}
     return cache
 
 
@@ -357,6 +374,7 @@ def _write_results(
     doc["wall_seconds"] = float(doc["wall_seconds"]) + time.time() - start
     doc["finished_at"] = time.time()
     doc["states"] = dict(Counter(o["state"] for o in outcomes.values()))
+    doc["test_failures"] = {k: t["error"] for k, t in tests.items() if "error" in t}
     _write_plan(folder, doc)
     return path
 

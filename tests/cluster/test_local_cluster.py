@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from atsuko.errors import ConfigError
 from cluster.local import (
-    ClusterError,
     LocalCluster,
     is_loopback,
     read_state,
@@ -54,14 +54,15 @@ def test_token_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-    where = Path(token_location())
+    where = Path(token_location(create=True))
     assert where == tmp_path / ".ray" / "auth_token"
     assert len(where.read_text()) == 64 and (where.stat().st_mode & 0o777) == 0o600
     before = where.read_text()
-    assert token_location() == str(where) and where.read_text() == before  # kept, not replaced
+    assert token_location(create=True) == str(where) and where.read_text() == before  # kept
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
-    with pytest.raises(ClusterError, match="RAY_AUTH_TOKEN_PATH"):
-        token_location()
+    with pytest.raises(ConfigError, match="RAY_AUTH_TOKEN_PATH"):
+        token_location(create=True)
+    assert token_location() == str(tmp_path / "missing")  # only says where, creates nothing
 
 
 def test_cli_without_a_cluster(tmp_path: Path) -> None:
@@ -72,6 +73,8 @@ def test_cli_without_a_cluster(tmp_path: Path) -> None:
     assert r.returncode == 0 and "no cluster recorded" in r.stdout
     r = cli("up", "--workers", "-1", "--state-dir", str(tmp_path))
     assert r.returncode == 2 and "--workers must be >= 0" in r.stderr
+    r = cli("add-worker", "--state-dir", str(tmp_path))
+    assert r.returncode == 2 and "no running cluster recorded" in r.stderr
 
 
 # ----------------------------------------------------------------------------- a live cluster
