@@ -208,7 +208,8 @@ def _cluster_flags(p: ArgumentParser) -> None:
         "--concurrency",
         type=positive_int,
         metavar="N",
-        help="trials at once (default: as many as the cluster's CPUs/GPUs hold)",
+        help="trials at once (default: as many as the cluster's CPUs/GPUs hold; on a cluster "
+        "that an autoscaler grows, as many as its largest size holds)",
     )
     res.add_argument(
         "--cpus-per-trial",

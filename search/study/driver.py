@@ -3,8 +3,9 @@
 One function, `run`, does it all for `search/run.py`; `search_tuner` puts the searcher and the
 scheduler on the Tune path that sweeps share (`search.runtime.tuner`). Every check of the
 user's input (flags, space, configuration, dataset) happens before Ray starts.
-Tested in `tests/search/study/test_driver_e2e.py`, `test_driver_faults.py` and
-`test_driver_multinode.py`.
+Tested in `tests/search/study/test_driver_e2e.py`, `test_driver_faults.py`,
+`test_driver_multinode.py` and `test_autoscaling.py` (`check_resources` on a cluster that holds
+no trial yet).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ summarised as usual.
 
 `best_config.yaml` says `train.device: auto` even when the trials ran on GPUs (`cuda`): its
 Reproduce command then runs on CUDA where there is one and on the CPU elsewhere.
+Tested in `tests/search/study/test_export.py` and `test_rerun_failures.py`.
 """
 
 from __future__ import annotations
