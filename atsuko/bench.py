@@ -11,6 +11,7 @@ its band projection share is `band_projection_share_real_lengths`. The field's r
 configuration (hidden 50, 10 heads, 4 levels) trains at about 37 samples/s (MOSI aligned) and
 0.8 samples/s (MOSI unaligned) on these machines under the same conditions; the target is at
 least twice that.
+Tested in `tests/atsuko/test_atsuko_bench.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Typed errors for a user's mistakes: the CLIs turn them into one message and exit status 2."""
+"""Typed errors for a user's mistakes: the CLIs turn them into one message and exit status 2.
+
+Tested in `tests/atsuko/test_cli.py`.
+"""
 
 
 class AtsukoError(Exception):

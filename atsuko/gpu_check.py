@@ -17,6 +17,7 @@ On a machine without CUDA it prints one line and exits 0. On a CUDA device, on s
 
 Exit status 0 when every check holds, 1 otherwise. About a minute without the bench.
 `--device cpu` runs the same checks on the CPU (for the test suite; the bench is skipped).
+Tested in `tests/atsuko/test_device.py` (on the CPU).
 """
 
 from __future__ import annotations

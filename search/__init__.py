@@ -7,6 +7,7 @@ report's sections, figures, importance, diagnostics) and `bench` (`python -m sea
 At the top: `run` and `report` (the commands), `workflow`, `settings` (the resolved flags,
 saved for `--resume`), `layout` (the `--out` folder) and `provenance` (hashes, versions).
 Imports `atsuko`; `atsuko` never imports this package. docs/architecture.md has the map.
+The console scripts below are tested in `tests/atsuko/test_cli.py` with the others.
 """
 
 from atsuko.cli import entry_point

@@ -6,6 +6,7 @@
   convert PATH OUT.npz [--dataset NAME]   write a pickle-free copy (loads without running code)
 
 Bad input ends with `error: ...` and exit status 2.
+Tested in `tests/atsuko/data/test_data_cli.py`.
 """
 
 from __future__ import annotations

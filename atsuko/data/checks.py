@@ -3,6 +3,7 @@
 Each format reader (MMSA pickle, MIntRec folder, .npz) hands over a `RawSplit` of numpy
 arrays; `make_split` checks ranks, row counts and lengths, casts features to float32 once,
 zeroes non-finite values (counted), and wraps the arrays as tensors without copying them.
+Tested in `tests/atsuko/data/test_data_bad_inputs.py`.
 """
 
 from __future__ import annotations

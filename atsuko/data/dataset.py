@@ -1,6 +1,7 @@
 """In-memory datasets: whole splits as tensors, batches drawn by index (no DataLoader).
 
 Legend: B batch, N rows of a split, T_m padded steps of modality m, d_m its width.
+Tested in `tests/atsuko/data/test_data_batching.py`.
 """
 
 from __future__ import annotations

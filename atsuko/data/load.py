@@ -5,6 +5,7 @@ Default location of real data: `$ATSUKO_DATA/<dataset>/<file>` (MIntRec: the fol
 `$ATSUKO_DATA/mintrec`), with ATSUKO_DATA defaulting to `./data`. Synthetic files are kept in
 `data.cache_dir` (default: a per-user folder in the system temp dir), one folder per
 (dataset, variant, scale, seed, generator version), written whole and then renamed into place.
+Tested in `tests/atsuko/data/test_data_loaders.py`.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ array), `audio_feats.pkl` (key -> (T, 768)) and, optionally, `text_feats.pkl` (k
 Without `text_feats.pkl` the text features are hashed word embeddings of the tsv text (see
 `hashed_text`), so the published tsv files work as they are. Sequences are padded at the end to
 the longest one found. A synthetic folder adds `planted.json` (the ground truth).
+Tested in `tests/atsuko/data/test_data_mintrec.py`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Aligned files carry no `*_lengths` keys (every step is valid); unaligned ones ca
 `audio_lengths` and `vision_lengths`. The text length comes from `text_bert`'s attention mask
 when the file has one, else every step counts. Synthetic files add a top-level `planted` dict
 and per split `decider` (and `drivers`) arrays: the ground truth of what was planted.
+Tested in `tests/atsuko/data/test_data_loaders.py` and `test_data_bad_inputs.py`.
 """
 
 from __future__ import annotations

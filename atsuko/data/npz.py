@@ -4,6 +4,8 @@
 Layout: `meta` (a JSON string: dataset, source, planted truth) and per split
 `SPLIT/features/M`, `SPLIT/lengths/M`, `SPLIT/labels`, `SPLIT/ids` (unicode), `SPLIT/extras/K`.
 Arrays are stored exactly as loaded (float32 features, non-finite values already zeroed).
+Tested in `tests/atsuko/data/test_data_loaders.py` (round trips) and
+`test_data_bad_inputs.py` (files that are not such a copy).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 The spec says what a dataset is (files, modalities, task, labels, metrics). Loaders take
 shapes from the arrays; `shapes` and `splits` here only drive the synthetic stand-in.
+Tested in `tests/atsuko/data/test_data_registry.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""A readable summary of a loaded dataset, as `python -m atsuko.data check` prints it."""
+"""A readable summary of a loaded dataset, as `python -m atsuko.data check` prints it.
+
+Tested in `tests/atsuko/data/test_data_cli.py` (`check`'s output).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 MMSA datasets: `OUT/<file>` (e.g. aligned_50.pkl) with the real keys per split, plus the truth
 (top-level `planted`; per split `decider` and `drivers`). MIntRec: the folder `OUT` with the
 three tsv files, video/audio/text feature pickles and `planted.json`.
+Tested in `tests/atsuko/data/test_data_synthetic.py`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ distractors of RMS `1.5 exp(0.6 N(0, 1))`. Latent channels (text 8, audio 3, vis
 the real widths by one fixed random projection (unit-norm rows times sqrt(d / r)), plus iid
 noise of std 0.1; features are standardised with training-split statistics over valid steps.
 Legend: N rows, T steps, d width, r latent channels.
+Tested in `tests/atsuko/data/test_data_synthetic.py`.
 """
 
 from __future__ import annotations

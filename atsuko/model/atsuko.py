@@ -14,6 +14,7 @@ projecting the bands of (B, T, d_m), at a fraction of the cost (text has 768 cha
 `proj: conv` the equality holds up to the conv's window at the sequence edges.
 
 Shapes: B batch, T time, d width, K bands, M modalities, C classes.
+Tested in `tests/atsuko/model/test_atsuko_model.py`.
 """
 
 from __future__ import annotations

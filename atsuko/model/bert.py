@@ -6,6 +6,7 @@ imported only when this encoder is built.
 
 Input: `text_bert` (B, 3, L) in the MMSA layout: token ids, attention mask, segment ids.
 Shapes: B batch, L tokens, H the BERT hidden size.
+Tested in `tests/atsuko/model/test_bert_text.py`.
 """
 
 from __future__ import annotations
