@@ -1,7 +1,8 @@
 """What a local cluster records and how its processes are found: the state file
 (STATE_DIR/state.json), the token (its location: `search.runtime.session.token_location`),
 process records that survive PID reuse, listening sockets.
-Shared by `cluster.local` (the CLI and `LocalCluster`) and `cluster.supervisor`."""
+Shared by `cluster.control` (up, add-worker, down, status), `cluster.local` (the CLI and
+`LocalCluster`) and `cluster.supervisor`. Tested in `tests/cluster/test_state.py`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from search.runtime.session import TOKEN_VARIABLE
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "state.json"
+REQUESTS_DIR = "requests"  # add-worker's request files to the supervisor
 DEFAULT_STATE_DIR = Path("~/.atsuko-cluster")
 # Every process of the cluster and every client sets these:
 # without the first, Ray rewrites 127.0.0.1 to the machine's external address, listens on all
@@ -61,11 +63,16 @@ def read_state(state_dir: str | Path | None = None) -> dict[str, Any] | None:
         raise ClusterError(f"{path}: unreadable cluster state ({exc})") from None
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """Write `obj` as JSON atomically: a reader polling `path` never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def write_state(state_dir: Path, state: dict[str, Any]) -> None:
     """Write the state atomically (the supervisor writes, the CLI reads)."""
-    tmp = state_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, state_dir / STATE_FILE)
+    write_json(state_dir / STATE_FILE, state)
 
 
 def proc_record(pid: int, name: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ SIGTERM or SIGINT, on which it removes the nodes and exits. Meanwhile it serves 
 each request file in STATE_DIR/requests (SIGUSR1 wakes it; it also looks every second) becomes
 one more worker node, recorded in the state, with the answer under `requests` there. The node
 processes are its children and die with it (Ray's fate sharing), so nothing outlives it.
+Tested in `tests/cluster/test_local_cluster.py` and `test_add_worker.py`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cluster.state import LOOPBACK, proc_record, write_state
+from cluster.state import LOOPBACK, REQUESTS_DIR, proc_record, write_state
 from search.runtime.session import free_port
 
 MB = 1024 * 1024
-REQUESTS_DIR = "requests"  # as cluster.local's: add-worker's request files
 
 
 def _node_record(node: Any, index: int, name: str, cpus: float) -> dict[str, Any]:
