@@ -8,6 +8,9 @@ A resolved `Config` is written beside every run's results and is itself a valid 
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import os
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +23,16 @@ from atsuko.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DATASETS = ("mosi", "mosei", "sims", "simsv2", "mintrec")
+
+
+def user_temp_dir(purpose: str) -> Path:
+    """A per-user folder for `purpose` in the system temp dir: the default home of generated
+    synthetic files and of a search's local copy of a URI."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"atsuko-{user}" / purpose
 
 
 @dataclass(frozen=True)

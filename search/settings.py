@@ -172,13 +172,8 @@ def load(folder: str | Path) -> Settings:
 
     From a URI, the driver's files are first copied into its local working folder.
     """
-    store = Storage(folder, flag="--resume")
+    store = Storage(folder, flag="--resume").fetch()
     shown = store.uri if store.remote else folder
-    if store.remote:
-        try:
-            store.download()
-        except OSError as exc:
-            raise ConfigError(f"--resume {shown}: cannot read it ({exc})") from None
     path = store.local_dir / layout.SETTINGS
     if not path.is_file():
         raise ConfigError(

@@ -10,14 +10,12 @@ Tested in `tests/atsuko/data/test_data_loaders.py`.
 
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
-from atsuko.config import DataConfig
+from atsuko.config import DataConfig, user_temp_dir
 from atsuko.data import mintrec, mmsa, npz
 from atsuko.data.dataset import Dataset
 from atsuko.data.pickles import read_pickle
@@ -84,11 +82,7 @@ def default_path(spec: DatasetSpec, aligned: bool = True) -> Path:
 
 
 def default_cache_dir() -> Path:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in some containers
-        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"atsuko-{user}" / "synthetic"
+    return user_temp_dir("synthetic")
 
 
 def _ready(target: Path, spec: DatasetSpec) -> bool:

@@ -14,18 +14,17 @@ way pyarrow finds them (AWS/GCP variables, config files, instance or workload id
 from __future__ import annotations
 
 import functools
-import getpass
 import hashlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from atsuko.config import user_temp_dir
 from atsuko.errors import ConfigError
 from search import layout
 
@@ -47,11 +46,7 @@ def cache_root() -> Path:
     """The parent of URIs' local working folders: `$ATSUKO_SEARCH_CACHE` or a per-user temp dir."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser().resolve()
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in some containers
-        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"atsuko-{user}" / "search"
+    return user_temp_dir("search")
 
 
 def working_dir(uri: str) -> Path:
@@ -115,6 +110,16 @@ class Storage:
                 f"{flag} {self.uri}: cannot open this storage location ({reason}); {EXPECTED}"
             ) from None
         self.local_dir = working_dir(self.uri)
+
+    def fetch(self) -> Storage:
+        """Copy a URI's driver files into the local working folder (a folder needs nothing);
+        an unreadable URI is the user's error, named with the flag. Returns self."""
+        if self.remote:
+            try:
+                self.download()
+            except OSError as exc:
+                raise ConfigError(f"{self.flag} {self.uri}: cannot read it ({exc})") from None
+        return self
 
     def __getstate__(self) -> dict:  # pickled with Tune's callbacks: re-open where unpickled
         return {"out": self.location, "flag": self.flag}

@@ -78,22 +78,11 @@ class WarmStart:
         return [(s.params, s.origin) for s in self.seeds]
 
 
-def _local_copy(location: str) -> Storage:
-    """The source's folder; a URI's driver files copied into its local working folder."""
-    store = Storage(location, flag=FLAG)
-    if store.remote:
-        try:
-            store.download()
-        except OSError as exc:
-            raise ConfigError(f"{FLAG} {location}: cannot read it ({exc})") from None
-    return store
-
-
 def read_source(location: str) -> Source:
     """The COMPLETE trials of the search at `location`, best first by its own score."""
     from search.analysis.importance import load
 
-    store = _local_copy(location)
+    store = Storage(location, flag=FLAG).fetch()
     where = store.location
     folder = store.local_dir
     if not (folder / layout.SETTINGS).is_file():

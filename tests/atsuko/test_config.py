@@ -1,5 +1,8 @@
 """Config resolution: layered precedence, type checks, clear errors, lossless round trip."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from atsuko import config as cfg
@@ -98,3 +101,14 @@ def test_model_yaml_repeats_the_dataclass_defaults():
         assert set(values) <= set(defaults[section]), section
         for key, value in values.items():
             assert value == defaults[section][key], f"{section}.{key}: {value!r} in the YAML"
+
+
+def test_user_temp_dir_is_per_user_under_the_system_temp_dir(monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "ana")
+    assert cfg.user_temp_dir("search") == Path(tempfile.gettempdir()) / "atsuko-ana" / "search"
+
+    def no_user():
+        raise KeyError("no such user")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    assert cfg.user_temp_dir("x").parent.name.startswith("atsuko-")

@@ -44,6 +44,23 @@ def test_a_local_path_is_its_own_working_folder(tmp_path, monkeypatch):
     assert not is_uri("runs/x") and is_uri("s3://b/p") and is_uri("file:///a")
 
 
+def test_fetch_copies_a_uri_down_and_names_the_flag_when_it_cannot(tmp_path, cache, monkeypatch):
+    folder = Storage(tmp_path / "here", flag="--resume")
+    assert folder.fetch() is folder  # a folder: nothing to copy
+    bucket = tmp_path / "bucket" / "run"
+    (bucket / "search.json").parent.mkdir(parents=True)
+    (bucket / "search.json").write_text("{}")
+    store = Storage(_uri(bucket), flag="--warm-start")
+    assert store.fetch() is store and (store.local_dir / "search.json").read_text() == "{}"
+
+    def unreadable(*_args, **_kwargs):
+        raise OSError("access denied")
+
+    monkeypatch.setattr(store, "download", unreadable)
+    with pytest.raises(ConfigError, match=r"^--warm-start file://\S+/run: cannot read it \("):
+        store.fetch()
+
+
 def test_upload_and_download_round_trip_on_a_file_uri(tmp_path, cache, monkeypatch):
     bucket = tmp_path / "bucket" / "run"
     uri = _uri(bucket)
