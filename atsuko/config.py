@@ -210,6 +210,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return doc
 
 
+def source_overrides(synthetic: bool, path: str | None) -> dict[str, Any]:
+    """The overrides of the `--synthetic` and `--data PATH` flags (a given path wins)."""
+    if path:
+        return {"data.path": path, "data.synthetic": False}
+    return {"data.synthetic": True} if synthetic else {}
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`--set key=value` items; values are parsed as YAML scalars (`3e-3`, `true`, `log`)."""
     out: dict[str, Any] = {}

@@ -394,11 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
 
-    overrides = cfg.parse_set(args.set)
-    if args.synthetic:
-        overrides["data.synthetic"] = True
-    if args.data:
-        overrides.update({"data.path": args.data, "data.synthetic": False})
+    overrides = {**cfg.parse_set(args.set), **cfg.source_overrides(args.synthetic, args.data)}
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     if args.seed is not None:

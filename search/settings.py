@@ -145,11 +145,7 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     search's own settings (epochs, threads per trial, device, synthetic scale).
     """
     pinned = cfg.parse_set(s.sets)
-    overrides: dict[str, Any] = dict(pinned)
-    if s.synthetic:
-        overrides["data.synthetic"] = True
-    if s.data:
-        overrides.update({"data.path": s.data, "data.synthetic": False})
+    overrides = {**pinned, **cfg.source_overrides(s.synthetic, s.data)}
     if s.scale is not None and "scale" not in pinned and "data.scale" not in pinned:
         overrides["data.scale"] = s.scale
     if s.max_epochs is not None:

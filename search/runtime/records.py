@@ -164,15 +164,18 @@ def write_csv(
     param_names = list(param_names)
     metric_names = sorted({k for r in records for k in r.valid})
     rows = [r.row(param_names, metric_names) for r in records]
-    path = Path(path)
+    write_rows(Path(path), rows, list(rows[0]) if rows else ["trial_id", "state"])
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:
+    """Write `rows` as CSV atomically (a reader never sees half a file); absent cells empty."""
     tmp = path.with_suffix(".csv.tmp")
-    header = rows[0].keys() if rows else ["trial_id", "state"]
     with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(header))
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
-    return rows
 
 
 def counts(records: Iterable[TrialRecord]) -> dict[str, int]:

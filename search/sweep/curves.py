@@ -8,11 +8,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from search import layout
+from search.runtime.records import write_rows
 from search.sweep.plan import Plan
 
 
@@ -73,12 +73,7 @@ def write_curves(rows: list[dict[str, Any]], path: str | Path) -> Path:
     header: list[str] = ["dataset", "parameter", "value", "seed", "anchor", "state"]
     for row in rows:
         header += [k for k in row if k not in header]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    write_rows(path, rows, header)
     return path
 
 

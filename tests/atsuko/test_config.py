@@ -112,3 +112,10 @@ def test_user_temp_dir_is_per_user_under_the_system_temp_dir(monkeypatch):
 
     monkeypatch.setattr("getpass.getuser", no_user)
     assert cfg.user_temp_dir("x").parent.name.startswith("atsuko-")
+
+
+def test_source_overrides_a_given_path_wins():
+    assert cfg.source_overrides(False, None) == {}
+    assert cfg.source_overrides(True, None) == {"data.synthetic": True}
+    given = {"data.path": "f.pkl", "data.synthetic": False}
+    assert cfg.source_overrides(True, "f.pkl") == given == cfg.source_overrides(False, "f.pkl")

@@ -6,7 +6,7 @@ import math
 
 from searchtest_util import last_result, sample_records
 
-from search.runtime.records import STOPPED_EARLY, build, short_error, write_csv
+from search.runtime.records import STOPPED_EARLY, build, short_error, write_csv, write_rows
 
 
 def test_states_from_tune(space):
@@ -38,3 +38,10 @@ def test_trials_csv_has_params_state_epochs_metrics_and_node(space, tmp_path):
     assert {"param/num_bands", "valid/MAE", "node_ip", "node_id", "epochs", "error"} <= set(
         table[0]
     )
+
+
+def test_write_rows_is_atomic_and_leaves_absent_cells_empty(tmp_path):
+    path = tmp_path / "t.csv"
+    write_rows(path, [{"a": 1, "b": 2}, {"a": 3}], ["a", "b"])
+    assert path.read_text().splitlines() == ["a,b", "1,2", "3,"]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
