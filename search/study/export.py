@@ -1,11 +1,11 @@
-"""After the search: the best configuration, its seed re-runs, and `summary.json`.
+"""After the search: the best configuration, `summary.json`, and checkpoints pruned.
 
-The best trial is chosen on the validation split only, among trials that ran their full budget
-(COMPLETE). `best_config.yaml` is a complete `atsuko.config` file: `python -m atsuko.train
---config best_config.yaml --seed S` re-trains it; with the trial's seed (`train.seed`) it
-reproduces the trial's validation score. The re-runs train it again with each `--final-seeds`
-seed (1111, 1112, ...) as Ray tasks with the trials' resources, and score the test split once
-per seed; `summary.json` holds validation and test metrics as mean and std over those seeds.
+Trials are compared on the validation split only, among those that ran their full budget
+(COMPLETE); `search.study.final` re-trains the best few with every `--final-seeds` seed and
+picks the winner. `best_config.yaml` is the winner's complete `atsuko.config` file: `python -m
+atsuko.train --config best_config.yaml --seed S` re-trains it; with the trial's seed
+(`train.seed`) it reproduces the trial's validation score. `summary.json` holds the winner's
+validation and test metrics as mean and std over the seeds (test scored once per seed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from atsuko import config as cfg
 from atsuko.config import Config
 from search import layout
 from search.runtime.records import TrialRecord, counts
-from search.runtime.shared_data import SharedData
 from search.study.space import Space
 
 
@@ -53,35 +52,6 @@ def write_best_config(base: Config, space: Space, record: TrialRecord, path: Pat
     best = space.apply(base, record.params)
     cfg.write(best, path)
     return best
-
-
-def _final_run(config: dict[str, Any], seed: int, dataset: Any, threads: int) -> dict[str, Any]:
-    """One seed re-run of the best configuration, test scored once (runs as a Ray task)."""
-    import torch
-
-    from atsuko.train import NonFiniteLoss, fit, result_json
-
-    torch.set_num_threads(threads)
-    run_config = cfg.from_dict(config).replace(seed=seed)
-    try:
-        return result_json(fit(run_config, dataset, score_test=True, log=None))
-    except NonFiniteLoss as exc:
-        return {"seed": seed, "error": f"NonFiniteLoss: {exc}"}
-
-
-def final_runs(
-    best: Config, data: SharedData, seeds: list[int], cpus: float, gpus: float
-) -> list[dict[str, Any]]:
-    """Re-train `best` once per seed on the cluster (as many at once as resources allow), on
-    the trials' copy of the dataset."""
-    import ray
-
-    if not seeds:
-        return []
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(_final_run)
-    threads = max(1, int(cpus))
-    refs = [task.remote(best.to_dict(), seed, data.ref, threads) for seed in seeds]
-    return ray.get(refs)
 
 
 def mean_std(runs: list[dict[str, Any]], split: str) -> dict[str, dict[str, float]]:
