@@ -29,7 +29,9 @@ outputs under --out:
   trials.csv        one row per trial: parameters, state, epochs, best validation metrics, node,
                     warm_start (FOLDER:TRIAL_ID of the earlier trial a --warm-start seed re-runs)
   study.db          Optuna study (optuna.load_study / optuna-dashboard sqlite:///study.db)
-  summary.json      best trial; validation and test metrics (mean, std) over --final-seeds
+  summary.json      the winner (of the --final-top-k best trials, by mean validation score
+                    over --final-seeds); its validation and test metrics (mean, std), and the
+                    default configuration's on the same seeds
   tune/             Ray Tune experiment: trial folders, checkpoints, TensorBoard event files
 with --out URI, Tune writes tune/ there directly; the other files are kept in a local working
 folder (under the temp dir, or $ATSUKO_SEARCH_CACHE) and copied to the URI as the search goes.
@@ -145,6 +147,13 @@ def _budget_flags(p: ArgumentParser) -> None:
         "unfinished trials are STOPPED, and the outputs are written",
     )
     budget.add_argument(
+        "--epoch-budget",
+        type=positive_int,
+        metavar="N",
+        help="stop the search once its trials have run N epochs in all (the same compute "
+        "whatever the scheduler); unfinished trials are STOPPED and the outputs are written",
+    )
+    budget.add_argument(
         "--smoke-test",
         action="store_true",
         default=None,
@@ -173,6 +182,18 @@ def _search_flags(p: ArgumentParser) -> None:
         help="ASHA: epochs before a trial can be stopped (default max-epochs/8)",
     )
     search.add_argument(
+        "--reduction-factor",
+        type=_number(int, lambda v: v >= 2, "an integer >= 2"),
+        metavar="N",
+        help="ASHA: each rung keeps the best 1/N of the trials that reach it (default 4)",
+    )
+    search.add_argument(
+        "--brackets",
+        type=positive_int,
+        metavar="N",
+        help="ASHA: brackets of different first rungs, Hyperband-style hedging (default 1)",
+    )
+    search.add_argument(
         "--seed",
         type=int,
         metavar="N",
@@ -198,6 +219,14 @@ def _search_flags(p: ArgumentParser) -> None:
         metavar="K",
         help="how many configurations --warm-start takes: the best by each search's own "
         "validation score, no two alike (default 5)",
+    )
+    search.add_argument(
+        "--final-top-k",
+        type=positive_int,
+        metavar="K",
+        help="re-train the K best trials with the final seeds and keep the one with the best "
+        "mean validation score; only it is scored on test (default 3); the default "
+        "configuration is trained on the same seeds to compare against",
     )
 
 

@@ -60,12 +60,16 @@ class Settings:
     sampler: str = "tpe"
     scheduler: str = "asha"
     grace_period: int | None = None
+    reduction_factor: int = 4
+    brackets: int = 1
     seed: int = 0
     time_budget: float | None = None
+    epoch_budget: int | None = None
     max_failures: int = 1
     final_seeds: int = 5
     warm_start: list[str] = field(default_factory=list)  # earlier searches' --out locations
     warm_start_k: int = 5  # configurations taken from them
+    final_top_k: int = 3
     scale: float | None = None
     smoke_test: bool = False
     out: str = ""

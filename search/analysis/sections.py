@@ -32,6 +32,49 @@ def best_section(out: Path, summary: dict | None) -> Section:
     return s
 
 
+def _choice(s: Section, summary: dict) -> None:
+    """How the winner was chosen among the top trials, and the winner against the default."""
+    metric = summary["select"]["metric"]
+    cands = summary.get("candidates") or []
+    if len(cands) > 1:
+        s.text(
+            f"The winner is the best of the {len(cands)} best trials by mean validation "
+            f"{metric} over the same seeds (only the winner was scored on test):"
+        )
+        s.table(
+            ["trial", f"search's valid {metric}", f"mean valid {metric} over seeds", "chosen"],
+            [
+                [c["trial_id"], f"{c['search_score']:.4f}", pm(c["valid"].get(metric)), c["chosen"]]
+                for c in cands
+            ],
+        )
+    default = summary.get("default") or {}
+    vs = summary.get("versus_default")
+    if not vs:
+        return
+    final = summary["final"]
+    metrics = sorted(set(final.get("valid") or {}) & set(default.get("valid") or {}))
+    s.text(
+        f"Winner against the default configuration (the base configuration every trial started "
+        f"from), same seeds {default.get('seeds')}: on {metric}, the winner is "
+        f"{'better' if vs['valid']['winner_better'] else 'not better'} on validation and "
+        f"{'better' if vs['test']['winner_better'] else 'not better'} on test."
+    )
+    s.table(
+        ["metric", "winner valid", "default valid", "winner test", "default test"],
+        [
+            [
+                m,
+                pm(final["valid"].get(m)),
+                pm(default["valid"].get(m)),
+                pm((final.get("test") or {}).get(m)),
+                pm((default.get("test") or {}).get(m)),
+            ]
+            for m in metrics
+        ],
+    )
+
+
 def results_section(summary: dict | None, trials: Any) -> Section:
     s = Section("Validation and test results")
     final = (summary or {}).get("final") or {}
@@ -46,6 +89,7 @@ def results_section(summary: dict | None, trials: Any) -> Section:
             "deviation over seeds; the test split scored once per seed."
         )
         s.table(["metric", "validation", "test"], rows)
+        _choice(s, summary)
         errors = [r for r in final.get("runs") or [] if "error" in r]
         for r in errors:
             s.note(f"seed {r.get('seed')} failed: {r['error']}")

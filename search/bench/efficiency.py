@@ -14,6 +14,10 @@ about N * E / (E + what ASHA spent on its first N - 1 trials) (`search_ratio_cei
 TPE's 10 random draws, its first 10): a configuration only TPE+ASHA finds comes after those.
 The details report k and how well ASHA's first rung ranks the trials
 (`search_rung_rank_correlation`).
+
+Then the same question over many seeds and scheduler variants, answered from the recorded
+curve table (`search.bench.replay_bench`); `live_speedup_median` is the live figure measured the
+replay's way (epochs to random search's own best, random / TPE+ASHA).
 """
 
 from __future__ import annotations
@@ -112,7 +116,21 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     out["search_epochs_per_trial"] = plan.eff_epochs
     out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
     out["search_asha_mean_epochs"] = mean
+    out["live_speedup_median"] = out["search_match_ratio_median"]
+    out.update(_replay(plan, work))
     return out
+
+
+def _replay(plan: Plan, work: Path) -> dict[str, Any]:
+    """The replay comparison on the committed curve table (its error, if it cannot run)."""
+    from search.bench.replay_bench import replay_section
+    from search.bench.runner import BenchError
+
+    try:
+        return replay_section(Path(plan.replay_table), work / "replay", plan.replay_seeds)
+    except BenchError as exc:
+        say(f"replay: {exc}")
+        return {"replay_error": str(exc)}
 
 
 def compare(paths: dict[str, list[tuple[int, float]]], mode: str, budget: int) -> dict[str, Any]:

@@ -31,6 +31,7 @@ packed on it (fractional GPUs), with the GPU's utilisation (`search.bench.gpu`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -47,6 +48,7 @@ from search.bench.gpu import gpu_section
 from search.bench.loading import loading_section
 from search.bench.measures import median
 from search.bench.overhead import overhead_section
+from search.bench.replay_report import replay_details
 from search.bench.runner import FULL, GB, QUICK, ZERO_COPY_ENV, BenchError, Plan, Runner, say
 from search.bench.sharing import memory_section
 from search.bench.warmstart import details as warmstart_details
@@ -108,6 +110,12 @@ FIGURES = (
         ">= 2",
         lambda r: r["warmstart_epochs_ratio"] >= 2.0,
     ),
+    Figure(
+        "replay_speedup_median",
+        "replay: default's speedup over random (16 trials)",
+        ">= 3",
+        lambda r: r["replay_speedup_median"] >= 3.0,
+    ),
 )
 
 
@@ -123,7 +131,7 @@ SECTION_KEYS = {
     "overhead": ("overhead_ratio", "concurrency_speedup"),
     "memory": ("memory_ratio_4_vs_1",),
     "loading": ("load_time_ratio", "load_extra_peak_bytes"),
-    "efficiency": ("search_epochs_ratio",),
+    "efficiency": ("search_epochs_ratio", "replay_speedup_median"),
     "warmstart": ("warmstart_epochs_ratio",),
     "gpu": ("gpu_trials_per_hour",),
 }
@@ -219,6 +227,10 @@ def details(r: dict[str, Any]) -> list[str]:
         out += _search_details(r)
     if "warmstart_trials" in r:
         out += warmstart_details(r)
+    if "replay_by_budget" in r:
+        out += replay_details(r)
+    elif "replay_error" in r:
+        out.append(f"   replay: {r['replay_error']}")
     if r.get("gpu_trials_per_hour"):
         out += _gpu_details(r)
     elif "gpu_trials_per_hour" in r:
@@ -366,8 +378,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="keep every run's outputs and logs in DIR (default: a temp dir)",
     )
+    parser.add_argument(
+        "--table",
+        metavar="FILE",
+        help="the curve table of the replay comparison (default: the committed one, "
+        "made by python -m search.bench.record)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.table:
+        if not Path(args.table).is_file():
+            raise BenchError(f"--table {args.table}: no such file")
+        plan = dataclasses.replace(plan, replay_table=args.table)
     sections = args.only or list(SECTIONS)
     if args.work:
         work = Path(args.work).resolve()

@@ -22,6 +22,7 @@ import psutil
 import yaml
 
 from atsuko.errors import AtsukoError
+from search.bench.curve_table import TABLE
 from search.bench.memory import TreeSampler, tree
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `search/`
@@ -59,6 +60,8 @@ class Plan:
     ws_k: int  # --warm-start-k
     ws_source_scale: float  # synthetic MOSI scale
     ws_scale: float  # synthetic MOSEI scale
+    replay_seeds: int  # search efficiency on the recorded curves: seeds 0..replay_seeds-1
+    replay_table: str = str(TABLE)  # the curve table the replay answers from
 
 
 QUICK = Plan(
@@ -83,6 +86,7 @@ QUICK = Plan(
     ws_k=3,
     ws_source_scale=0.25,
     ws_scale=0.03,
+    replay_seeds=10,
 )
 FULL = Plan(
     repeats=3,
@@ -108,6 +112,7 @@ FULL = Plan(
     ws_k=5,
     ws_source_scale=0.5,
     ws_scale=0.1,
+    replay_seeds=30,
 )
 
 

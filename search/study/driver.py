@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, load_base, save
 from search.study import export
+from search.study.epoch_budget import epoch_budget
+from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
 from search.study.warm_start import WarmStart
 
-ASHA_REDUCTION = 4  # each ASHA rung keeps the best quarter of the trials that reach it
+ASHA_REDUCTION = 4  # default: each ASHA rung keeps the best quarter of the trials reaching it
 
 
 def _say(text: str) -> None:
@@ -197,20 +200,16 @@ def shown_parameters(space: Space, count: int = 5) -> list[str]:
     return [p.name for p in space.params if not p.when][:count]
 
 
-def search_tuner(
+def search_algorithms(
     settings: Settings,
-    *,
-    trainable: type,
     space: Space,
-    metric_name: str,
     metric_mode: str,
     max_epochs: int,
-    concurrency: int,
-    callbacks: list,
     seeds: list[tuple[dict[str, Any], str]] = (),
-) -> Any:
-    """The search's Tuner: OptunaSearch (seeded sampler; `seeds` first), ASHA or none, on the
-    shared path."""
+) -> tuple[Any, Any]:
+    """The searcher (OptunaSearch with the seeded sampler; `seeds` first) and the scheduler
+    (ASHA, or None for FIFO) of a search: what the Tuner runs, and what the benchmark's
+    simulated replay drives directly."""
     from ray.tune.schedulers import ASHAScheduler
 
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
@@ -229,8 +228,28 @@ def search_tuner(
             time_attr="epoch",
             max_t=max_epochs,
             grace_period=min(grace, max_epochs),
-            reduction_factor=ASHA_REDUCTION,
+            reduction_factor=settings.reduction_factor,
+            brackets=settings.brackets,
         )
+    return searcher, scheduler
+
+
+def search_tuner(
+    settings: Settings,
+    *,
+    trainable: type,
+    space: Space,
+    metric_name: str,
+    metric_mode: str,
+    max_epochs: int,
+    concurrency: int,
+    callbacks: list,
+    seeds: list[tuple[dict[str, Any], str]] = (),
+    stop: Any = None,
+) -> Any:
+    """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
+    epoch budget)."""
+    searcher, scheduler = search_algorithms(settings, space, metric_mode, max_epochs, seeds)
     return tuner.build_tuner(
         trainable,
         storage_path=settings.storage.location,
@@ -246,11 +265,17 @@ def search_tuner(
         time_budget=settings.time_budget,
         callbacks=callbacks,
         per_trial=(settings.cpus_per_trial, settings.gpus_per_trial),
+        stop=stop,
     )
 
 
-def run(settings: Settings, resume: bool = False) -> int:
-    """Run (or resume) a search; returns the exit status."""
+def run(settings: Settings, resume: bool = False, trainable: Callable | None = None) -> int:
+    """Run (or resume) a search; returns the exit status.
+
+    `trainable` builds the trials' trainable class from (shared data, base configuration as a
+    dict, CPUs, GPUs); by default `search.runtime.trainable.make_trainable`, which trains.
+    The benchmark's replay passes one that answers from recorded curves.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -262,7 +287,7 @@ def run(settings: Settings, resume: bool = False) -> int:
         return 0
     session = ray_session.start_for(settings)
     try:
-        return _search(job, session)
+        return _search(job, session, trainable)
     finally:
         session.shutdown()
         upload(job.storage)
@@ -281,7 +306,7 @@ def upload(store: Storage) -> None:
         )
 
 
-def _search(job: Job, session: ray_session.RaySession) -> int:
+def _search(job: Job, session: ray_session.RaySession, make: Callable | None = None) -> int:
     from search.runtime.shared_data import share
     from search.runtime.trainable import make_trainable
     from search.study.callbacks import SearchOutputs
@@ -315,9 +340,10 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
     _say(describe(session, store))
     data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
     job.dataset = None  # ... and no second one in the driver for the rest of the search
-    trainable = make_trainable(
+    trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
+    stopper = epoch_budget(settings.epoch_budget) if settings.epoch_budget else None
     if job.resume:
         runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:
@@ -328,6 +354,7 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
             callbacks.append(StorageSync(store))
         runner = search_tuner(
             settings,
+            stop=stopper,
             trainable=trainable,
             space=space,
             metric_name=job.metric,
@@ -345,6 +372,9 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
         return 130
     elapsed = time.time() - start
     budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
+    epochs_hit = stopper is not None and stopper.stop_all()
+    ended = "time budget" if budget_hit else "epoch budget" if epochs_hit else "complete"
+    budget_hit = budget_hit or epochs_hit
     records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
     write_csv(records, out / layout.TRIALS, space.names)
     mirror.sync(records)
@@ -355,27 +385,37 @@ def _search(job: Job, session: ray_session.RaySession) -> int:
             f"{store.location}.\nResume with: python search/run.py --resume {store.location}"
         )
         return 130
-    return _finish(job, data, records, "time budget" if budget_hit else "complete")
+    return _finish(job, data, records, ended)
 
 
 def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:
-    """Best config, seed re-runs, summary.json, and the closing report."""
+    """The robust winner and the default on the final seeds, summary.json, the closing report."""
+    from search.study import final
+
     settings, out = job.settings, job.out
-    best = export.best_record(records, job.mode)
-    best_config, runs = None, []
-    if best is None:
+    top = final.top_records(records, job.mode, settings.final_top_k)
+    if not top:
         _say("No trial ran to completion: no best configuration (see trials.csv for errors).")
-    else:
-        best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
-        if settings.seeds:
-            _say(f"Re-training the best configuration with seeds {settings.seeds} ...")
-        runs = export.final_runs(
-            best_config,
-            data,
-            settings.seeds,
-            settings.cpus_per_trial,
-            settings.gpus_per_trial,
+    elif settings.seeds:
+        _say(
+            f"Re-training the {len(top)} best trial(s) and the default configuration with seeds "
+            f"{settings.seeds} ..."
         )
+    choice = final.choose(
+        top,
+        job.space,
+        job.base,
+        data,
+        settings.seeds,
+        metric=job.metric,
+        mode=job.mode,
+        cpus=settings.cpus_per_trial,
+        gpus=settings.gpus_per_trial,
+    )
+    best = choice.winner.record if choice.winner else None
+    best_config = None
+    if best is not None:
+        best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
     doc = export.summary(
         dataset=job.name,
         metric=job.metric,
@@ -384,9 +424,10 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         records=records,
         best=best,
         best_config=best_config,
-        runs=runs,
+        runs=choice.runs,
         ended=ended,
     )
+    doc.update(final.choice_doc(choice, job.metric, job.mode))
     export.write_summary(doc, out / layout.SUMMARY)
     keep = f"{job.name}_{best.trial_id}" if best else None
     if job.storage.remote:
@@ -436,6 +477,7 @@ def report(doc: dict[str, Any], out: Path, store: Storage | None = None) -> str:
         for run in final.get("runs") or []:
             if "error" in run:
                 lines.append(f"Re-run with seed {run.get('seed')} FAILED: {run['error']}")
+        lines += describe_final(doc, metric)
         lines.append(
             f"Reproduce: python -m atsuko.train --config {out / layout.BEST_CONFIG} "
             f"--seed {best['seed']}"

@@ -1,14 +1,14 @@
-"""After the search: the best configuration, its seed re-runs, and `summary.json`.
+"""After the search: the best configuration, `summary.json`, and checkpoints pruned.
 
-The best trial is chosen on the validation split only, among trials that ran their full budget
-(COMPLETE). `best_config.yaml` is a complete `atsuko.config` file: `python -m atsuko.train
---config best_config.yaml --seed S` re-trains it; with the trial's seed (`train.seed`) it
-reproduces the trial's validation score. The re-runs train it again with each `--final-seeds`
-seed (1111, 1112, ...) as Ray tasks with the trials' resources, and score the test split once
-per seed; `summary.json` holds validation and test metrics as mean and std over those seeds.
-A re-run whose task fails (a CUDA out-of-memory error, a lost node) is recorded as failed, with
-its error, in `summary.json` (`final.failed`), on the console and in the report; the others are
-summarised as usual.
+Trials are compared on the validation split only, among those that ran their full budget
+(COMPLETE); `search.study.final` re-trains the best few with every `--final-seeds` seed (1111,
+1112, ...) as Ray tasks with the trials' resources and picks the winner. `best_config.yaml` is
+the winner's complete `atsuko.config` file: `python -m atsuko.train --config best_config.yaml
+--seed S` re-trains it; with the trial's seed (`train.seed`) it reproduces the trial's
+validation score. `summary.json` holds the winner's validation and test metrics as mean and std
+over the seeds (test scored once per seed). A re-run whose task fails (a CUDA out-of-memory
+error, a lost node) is recorded as failed, with its error, in `summary.json` (`final.failed`),
+on the console and in the report; the others are summarised as usual.
 
 `best_config.yaml` says `train.device: auto` even when the trials ran on GPUs (`cuda`): its
 Reproduce command then runs on CUDA where there is one and on the CPU elsewhere.
@@ -27,9 +27,7 @@ from typing import Any
 from atsuko import config as cfg
 from atsuko.config import Config
 from search import layout
-from search.runtime.faults import gather_each
 from search.runtime.records import TrialRecord, counts
-from search.runtime.shared_data import SharedData
 from search.study.space import Space
 
 
@@ -63,46 +61,6 @@ def write_best_config(base: Config, space: Space, record: TrialRecord, path: Pat
     best = space.apply(base, record.params)
     cfg.write(best.replace(**{"train.device": "auto"}), path)
     return best
-
-
-def _final_run(config: dict[str, Any], seed: int, dataset: Any, threads: int) -> dict[str, Any]:
-    """One seed re-run of the best configuration, test scored once (runs as a Ray task)."""
-    import torch
-
-    from atsuko.train import NonFiniteLoss, fit, result_json
-    from search.runtime.faults import maybe_fail
-
-    maybe_fail("final_run", seed)
-    torch.set_num_threads(threads)
-    run_config = cfg.from_dict(config).replace(seed=seed)
-    try:
-        return result_json(fit(run_config, dataset, score_test=True, log=None))
-    except NonFiniteLoss as exc:
-        return {"seed": seed, "error": f"NonFiniteLoss: {exc}"}
-
-
-def final_runs(
-    best: Config, data: SharedData, seeds: list[int], cpus: float, gpus: float
-) -> list[dict[str, Any]]:
-    """Re-train `best` once per seed on the cluster (as many at once as resources allow), on
-    the trials' copy of the dataset. A run whose task failed is `{'seed', 'error'}` (and said on
-    the console); the others are unaffected."""
-    import ray
-
-    if not seeds:
-        return []
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(_final_run)
-    threads = max(1, int(cpus))
-    refs = {seed: task.remote(best.to_dict(), seed, data.ref, threads) for seed in seeds}
-    done, failed = gather_each(refs)
-    runs = []
-    for seed in seeds:
-        if seed in failed:
-            print(f"warning: the re-run with seed {seed} failed: {failed[seed]}", flush=True)
-            runs.append({"seed": seed, "error": failed[seed]})
-        else:
-            runs.append(done[seed])
-    return runs
 
 
 def mean_std(runs: list[dict[str, Any]], split: str) -> dict[str, dict[str, float]]:

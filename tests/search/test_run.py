@@ -32,7 +32,8 @@ def test_help_explains_every_flag(capsys):
     flags = (
         "--dataset --synthetic --data --num-samples --max-epochs --concurrency --cpus-per-trial "
         "--gpus-per-trial --address --out --resume --space --sampler --scheduler --seed "
-        "--time-budget --smoke-test --final-seeds --max-failures --dashboard-host --set --config"
+        "--time-budget --smoke-test --final-seeds --max-failures --dashboard-host --set --config "
+        "--final-top-k --reduction-factor --brackets --epoch-budget"
     )
     for flag in flags.split():
         assert flag in text, flag
@@ -55,6 +56,9 @@ BAD_FLAGS = {
     "grace after the last epoch": (OK + ["--max-epochs", "2", "--grace-period", "3"], "--grace"),
     "resume with search flags": (["--resume", "x", "--num-samples", "3"], "--num-samples"),
     "resume of nothing": (["--resume", "no/such/search"], "search.json"),
+    "no top trial": (OK + ["--final-top-k", "0"], "--final-top-k"),
+    "reduction factor 1": (OK + ["--reduction-factor", "1"], "--reduction-factor"),
+    "zero brackets": (OK + ["--brackets", "0"], "--brackets"),
     "unknown --set key": (OK + ["--set", "tau_bands=1"], "tau_bands"),
     "wrong --set type": (OK + ["--set", "lr=fast"], "train.lr"),
     "--set without =": (OK + ["--set", "lr"], "key=value"),
@@ -102,6 +106,14 @@ def test_smoke_test_fills_a_tiny_budget_and_explicit_flags_win():
     assert base.train.device == "cpu" and pinned == {}
     s.gpus_per_trial = 0.25
     assert settings_mod.base_config(s)[0].train.device == "cuda"
+
+
+def test_top_k_and_asha_flags_reach_the_settings():
+    argv = OK + ["--final-top-k", "5", "--reduction-factor", "3", "--brackets", "2"]
+    s = settings_mod.from_args(cli.parser().parse_args(argv))
+    assert (s.final_top_k, s.reduction_factor, s.brackets) == (5, 3, 2)
+    plain = settings_mod.from_args(cli.parser().parse_args(OK))
+    assert (plain.final_top_k, plain.reduction_factor, plain.brackets) == (3, 4, 1)
 
 
 def test_resume_reads_the_saved_settings(tmp_path):

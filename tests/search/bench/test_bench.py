@@ -378,7 +378,9 @@ class _LoggedSearches(Runner):
 def test_efficiency_section_figures_and_report_from_the_searches_logs(tmp_path):
     from search.bench.efficiency import efficiency_section
 
-    plan = QUICK.__class__(**{**QUICK.__dict__, "eff_trials": 2, "eff_epochs": 3})
+    plan = QUICK.__class__(
+        **{**QUICK.__dict__, "eff_trials": 2, "eff_epochs": 3, "replay_seeds": 1}
+    )
     out = efficiency_section(plan, _LoggedSearches(tmp_path))
     # random: 2 trials of 3 epochs, best 0.69 at epoch 6; TPE+ASHA passes 0.69 at its 2nd
     # epoch and reaches 0.39 at its 6th (the reference, which random search never nears)

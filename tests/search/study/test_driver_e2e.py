@@ -74,19 +74,32 @@ def test_study_db_matches_trials_csv(smoke_run):
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
 
 
-def test_summary_reports_the_best_trial_and_seed_statistics(smoke_run):
+def test_summary_reports_the_robust_winner_and_the_default(smoke_run):
     doc = json.loads((smoke_run.out / "summary.json").read_text())
     table = rows(smoke_run.out / "trials.csv")
-    complete = [r for r in table if r["state"] == "COMPLETE"]
-    best = min(complete, key=lambda r: float(r["score"]))
-    assert doc["best_trial"]["trial_id"] == best["trial_id"]
+    complete = sorted(
+        (r for r in table if r["state"] == "COMPLETE"), key=lambda r: float(r["score"])
+    )
+    cands = doc["candidates"]  # the 3 best complete trials (--final-top-k default), best first
+    assert [c["trial_id"] for c in cands] == [r["trial_id"] for r in complete[:3]]
+    chosen = [c for c in cands if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["trial_id"] == doc["best_trial"]["trial_id"]
+    assert chosen[0]["mean_valid"] == min(c["mean_valid"] for c in cands)
+    assert all("test" not in c for c in cands)  # only the winner is scored on test
     assert doc["final"]["seeds"] == [1111, 1112]
     for split in ("valid", "test"):
         assert set(doc["final"][split]["MAE"]) == {"mean", "std", "n"}
         assert doc["final"][split]["MAE"]["n"] == 2
+        assert doc["default"][split]["MAE"]["n"] == 2
+        vs = doc["versus_default"][split]
+        assert vs["winner"] == pytest.approx(doc["final"][split]["MAE"]["mean"])
+        assert vs["default"] == pytest.approx(doc["default"][split]["MAE"]["mean"])
+    assert chosen[0]["mean_valid"] == pytest.approx(doc["final"]["valid"]["MAE"]["mean"])
     # the seed-1111 re-run is the trial itself: same configuration, same seed, same score
     rerun = next(r for r in doc["final"]["runs"] if r["seed"] == 1111)
-    assert rerun["valid"]["MAE"] == pytest.approx(float(best["score"]), rel=1e-6)
+    winner = next(r for r in table if r["trial_id"] == chosen[0]["trial_id"])
+    assert rerun["valid"]["MAE"] == pytest.approx(float(winner["score"]), rel=1e-6)
+    assert "Winner vs default configuration, test MAE" in smoke_run.log
 
 
 def test_best_config_reproduces_its_trials_validation_score(smoke_run):

@@ -1,0 +1,178 @@
+"""Record the curve table with one command: `python -m search.bench.record`.
+
+    python -m search.bench.record                        # planted MOSI, the committed table
+    python -m search.bench.record --scale 0.1 --trials 256 --work runs/record/mosi-0.1
+
+It runs the project's own search (`search.study.driver.run`, as `search/run.py`): the random
+sampler with seed 0, no scheduler (every trial to its full budget of 32 epochs under the usual
+patience rule), two trials at once, no final re-runs, on the planted synthetic MOSI task; then
+turns the finished search folder into the table (`search.bench.curve_table`). Rerunning the same
+command resumes an interrupted recording (Ctrl-C, a killed driver) and, once the search is
+done, only converts. Tune's progress table shows how far it has come.
+Tested in `tests/search/bench/test_replay.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from atsuko.cli import ArgumentParser, run_cli
+from atsuko.errors import ConfigError
+from search import layout
+from search.bench.curve_table import TABLE
+
+DEFAULTS = {"trials": 128, "epochs": 32, "scale": 0.02, "seed": 0, "concurrency": 2}
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m search.bench.record",
+        description="Record real learning curves of Atsuko (random search, full budget) on "
+        "the planted synthetic MOSI task and write the replay benchmark's curve table.",
+    )
+    p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="configurations (128)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="full budget (32)")
+    p.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="MOSI scale (0.02)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="sampler seed (0)")
+    p.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"], help="(2)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="(1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="(0)")
+    p.add_argument(
+        "--work", default=None, help="the search's --out (default runs/record/mosi-SCALE)"
+    )
+    p.add_argument("--table", default=str(TABLE), help="where the table goes")
+    p.add_argument("--address", default=None, help="join a running Ray cluster (host:port)")
+    return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("trials", "epochs", "concurrency"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} {getattr(args, name)}: expected a positive integer")
+    if not 0 < args.scale <= 1:
+        raise ConfigError(f"--scale {args.scale}: expected a fraction in (0, 1]")
+
+
+def settings_for(args: argparse.Namespace, work: Path) -> Any:
+    from search.settings import Settings, check
+
+    s = Settings(
+        dataset="mosi",
+        synthetic=True,
+        scale=args.scale,
+        num_samples=args.trials,
+        max_epochs=args.epochs,
+        concurrency=args.concurrency,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        sampler="random",
+        scheduler="none",
+        seed=args.seed,
+        final_seeds=0,
+        final_top_k=1,
+        out=str(work),
+        address=args.address,
+    )
+    check(s)
+    return s
+
+
+def meta_for(work: Path, command: str) -> dict[str, Any]:
+    """The table's metadata from the finished search folder: what ran, on which data."""
+    import json
+
+    from atsuko.data.load import synthetic_path
+    from search.bench.curve_table import space_doc
+    from search.provenance import sha256_file, versions
+    from search.settings import load, load_base
+    from search.study.space import load_space
+
+    settings, base = load(work), load_base(work)
+    space = load_space(work / layout.SPACE_COPY, base)
+    summary = json.loads((work / layout.SUMMARY).read_text())
+    return {
+        "command": command,
+        "dataset": base.data.dataset,
+        "synthetic": base.data.synthetic,
+        "scale": base.data.scale,
+        "data_sha256": sha256_file(synthetic_path(base.data)) if base.data.synthetic else None,
+        "metric": summary["select"]["metric"],
+        "mode": summary["select"]["mode"],
+        "max_epochs": base.train.epochs,
+        "patience": base.train.patience,
+        "sampler": settings.sampler,
+        "seed": settings.seed,
+        "concurrency": settings.concurrency,
+        "cpus_per_trial": settings.cpus_per_trial,
+        "space": space_doc(space),
+        "recorded": time.strftime("%Y-%m-%d"),
+        "versions": versions(),
+    }
+
+
+def convert(work: Path, table: Path, command: str) -> dict[str, Any]:
+    """The finished search in `work` as the curve table at `table`; returns its metadata."""
+    from search.bench.curve_table import read_curves, write_table
+
+    trials = read_curves(work)
+    meta = meta_for(work, command)
+    meta["trials"] = len(trials)
+    write_table(table, meta, trials)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _check(args)
+    work = Path(args.work or f"runs/record/mosi-{args.scale:g}")
+    given = shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f"python -m search.bench.record {given}".strip()
+    from search.settings import load
+    from search.study import driver
+
+    if (work / layout.SUMMARY).is_file():
+        print(f"{work}: the recording is finished; converting it", flush=True)
+    elif (work / layout.SETTINGS).is_file():
+        print(f"{work}: resuming the recording", flush=True)
+        code = driver.run(load(work), resume=True)
+        if code != 0:
+            return code
+    else:
+        code = driver.run(settings_for(args, work))
+        if code != 0:
+            return code
+    meta = convert(work, Path(args.table), command)
+    print(
+        f"curve table: {args.table} ({meta['trials']} configurations, scale {meta['scale']:g}, "
+        f"data sha256 {meta['data_sha256']})",
+        flush=True,
+    )
+    print(describe(Path(args.table)), flush=True)
+    return 0
+
+
+def describe(path: Path) -> str:
+    """What the table says about early stopping: its best and median trial, curve lengths, and
+    how well the score at each early epoch ranks the trials as their final best does."""
+    from search.bench.curve_table import load_table
+    from search.bench.replay_stats import grace_candidates, regret_scale
+
+    table = load_table(path)
+    best, median = regret_scale(table)
+    lengths = sorted(len(t["scores"]) for t in table["trials"])
+    grace, corr = grace_candidates(table)
+    shown = ", ".join(f"epoch {e}: {c:.2f}" for e, c in corr.items())
+    return (
+        f"best trial {best:.4f}, median trial {median:.4f} ({table['meta']['metric']}); epochs "
+        f"per trial median {lengths[len(lengths) // 2]}, max {lengths[-1]}; rank correlation "
+        f"with the final best: {shown}; first rung by that rule: epoch {grace}"
+    )
+
+
+if __name__ == "__main__":
+    run_cli(main)

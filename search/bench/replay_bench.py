@@ -1,0 +1,216 @@
+"""The replay comparison: scheduler variants over many seeds, answered from the curve table.
+
+Every search is the search's own searcher and scheduler (`search.study.driver.search_algorithms`:
+OptunaSearch with the seeded sampler, Ray Tune's ASHA), two trials at once, run on a simulated
+clock by `search.bench.simulate` (Tune's calls, the recorded epoch times, no sleeping), so a
+search costs about a second and 30 seeds of every method fit in minutes. The Tune replay
+(`search.bench.replay`, through `driver.run`) checks it. Per method, seed and budget (in full
+trials' epochs), the best-so-far trajectory is cut at the budget and measured by
+`search.bench.replay_stats`.
+Tested in `tests/search/bench/test_replay_bench.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from search.bench.curve_table import load_table
+from search.bench.measures import asha_mean_epochs
+from search.bench.replay_stats import grace_candidates
+from search.bench.runner import BenchError, say
+from search.bench.simulate import simulate_search, table_space
+
+DEFAULT_METHOD = "tpe_asha"  # what search/run.py does without flags
+MARGIN = 1.5  # trials beyond the expected count, so that every search can spend its budget
+
+
+def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Method name -> the search settings it changes (sampler, scheduler and ASHA's)."""
+    max_t = int(table["meta"]["max_epochs"])
+    default_grace = max(1, max_t // 8)
+    grace, _ = grace_candidates(table)
+    if grace == default_grace:
+        grace = min(max_t - 1, 2 * grace)
+    asha = {"sampler": "tpe", "scheduler": "asha"}
+    return {
+        "random": {"sampler": "random", "scheduler": "none"},
+        "tpe": {"sampler": "tpe", "scheduler": "none"},
+        DEFAULT_METHOD: dict(asha),
+        "tpe_asha_brackets2": {**asha, "brackets": 2},
+        "tpe_asha_brackets3": {**asha, "brackets": 3},
+        f"tpe_asha_grace{grace}": {**asha, "grace_period": grace},
+        f"tpe_asha_grace{grace}_rf3": {**asha, "grace_period": grace, "reduction_factor": 3},
+    }
+
+
+def num_samples(table: dict[str, Any], change: dict[str, Any], budget: int) -> int:
+    """Trials enough for a method to spend `budget` epochs (ASHA's mean epochs a trial, or
+    the recorded mean curve length), with a margin."""
+    max_t = int(table["meta"]["max_epochs"])
+    if change["scheduler"] == "asha":
+        grace = change.get("grace_period") or max(1, max_t // 8)
+        per = asha_mean_epochs(max_t, grace, change.get("reduction_factor", 4))
+        per /= change.get("brackets", 1)  # brackets > 1 start some trials at later rungs only
+    else:
+        lengths = [len(t["scores"]) for t in table["trials"]]
+        per = sum(lengths) / len(lengths)
+    return max(1, math.ceil(MARGIN * budget / max(per, 1.0)))
+
+
+def jobs(table: dict[str, Any], seeds: int, budgets: tuple[int, ...]) -> list[dict[str, Any]]:
+    """One search spec per (budget, seed, method)."""
+    meta = table["meta"]
+    out = []
+    for n in budgets:
+        budget = n * int(meta["max_epochs"])
+        for seed in range(seeds):
+            for name, change in methods(table).items():
+                settings = {
+                    "dataset": meta["dataset"],
+                    "synthetic": True,
+                    "scale": meta["scale"],
+                    "max_epochs": int(meta["max_epochs"]),
+                    "num_samples": num_samples(table, change, budget),
+                    "concurrency": 2,
+                    "seed": seed,
+                    **change,
+                }
+                out.append({"method": name, "seed": seed, "trials": n, "budget": budget,
+                            "settings": settings})  # fmt: skip
+    return out
+
+
+def trajectories(table: dict[str, Any], all_jobs: list[dict]) -> dict[int, dict[str, list[list]]]:
+    """budget (trials) -> method -> per seed, the best-so-far trajectory cut at the budget;
+    progress on the console every tenth of the searches."""
+    space = table_space(table)
+    out: dict[int, dict[str, list[list]]] = {}
+    started, step = time.monotonic(), max(1, len(all_jobs) // 10)
+    for k, job in enumerate(sorted(all_jobs, key=lambda j: (j["trials"], j["seed"])), 1):
+        path = simulate_search(table, space, job["settings"], job["budget"])
+        out.setdefault(job["trials"], {}).setdefault(job["method"], []).append(path)
+        if k % step == 0 or k == len(all_jobs):
+            say(f"replay: {k}/{len(all_jobs)} searches ({time.monotonic() - started:.0f} s)")
+    return out
+
+
+def load(table_path: Path) -> dict[str, Any]:
+    if not table_path.is_file():
+        raise BenchError(
+            f"no curve table at {table_path}; record it with python -m search.bench.record"
+        )
+    try:
+        return load_table(table_path)
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{table_path}: unreadable curve table ({exc})") from None
+
+
+def summarise(
+    paths: dict[str, list[list]], table: dict[str, Any], budget: int
+) -> dict[str, dict[str, Any]]:
+    """Per method: speedup over random search (quartiles), regret at each budget fraction
+    (quartiles), mean rank by final regret. `paths`: method -> per-seed trajectories."""
+    from search.bench.replay_stats import (
+        FRACTIONS,
+        best_at,
+        mean_ranks,
+        quartiles,
+        regret,
+        regret_scale,
+        speedup,
+    )
+
+    mode = table["meta"]["mode"]
+    best, median = regret_scale(table)
+    seeds = len(paths["random"])
+    out: dict[str, dict[str, Any]] = {}
+    finals: dict[str, list[float]] = {}
+    for method, runs in paths.items():
+        ups = [speedup(paths["random"][s], runs[s], mode, budget) for s in range(seeds)]
+        regrets = {
+            f: [regret(best_at(runs[s], f * budget), best, median) for s in range(seeds)]
+            for f in FRACTIONS
+        }
+        finals[method] = regrets[1.0]
+        out[method] = {
+            "speedup": quartiles(ups),
+            "speedups": ups,
+            "regret": {str(f): quartiles(v) for f, v in regrets.items()},
+        }
+    for method, rank in mean_ranks(finals).items():
+        out[method]["mean_rank"] = rank
+    return out
+
+
+def regret_curves(paths: list[list], table: dict[str, Any], budget: int, points: int = 64):
+    """Epoch grid and the (25th, 50th, 75th) percentile regret over seeds at each point."""
+    from search.bench.replay_stats import best_at, quartiles, regret, regret_scale
+
+    best, median = regret_scale(table)
+    grid = [max(1, round(budget * (i + 1) / points)) for i in range(points)]
+    bands = [quartiles([regret(best_at(p, e), best, median) for p in paths]) for e in grid]
+    return grid, bands
+
+
+def figure(by_budget: dict[int, dict[str, list[list]]], table: dict, path: Path) -> Path:
+    """Best-so-far regret against epochs, median and IQR band per method, one panel a budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    max_t = int(table["meta"]["max_epochs"])
+    fig, axes = plt.subplots(1, len(by_budget), figsize=(6 * len(by_budget), 4.2), squeeze=False)
+    for ax, (n, paths) in zip(axes[0], sorted(by_budget.items()), strict=True):
+        for method, runs in paths.items():
+            grid, bands = regret_curves(runs, table, n * max_t)
+            low, mid, high = zip(*bands, strict=True)
+            (line,) = ax.plot(grid, mid, label=method)
+            ax.fill_between(grid, low, high, alpha=0.15, color=line.get_color())
+        ax.set_title(f"budget {n} full trials ({n * max_t} epochs)")
+        ax.set_xlabel("epochs spent")
+        ax.set_ylabel("normalised regret of the best so far")
+        ax.set_yscale("symlog", linthresh=0.05)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def replay_section(
+    table_path: Path, work: Path, seeds: int, budgets: tuple[int, ...] = (16, 64)
+) -> dict[str, Any]:
+    """Every method over `seeds` seeds at each budget; the figures of the `--json` keys."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = load(table_path)
+    meta = table["meta"]
+    all_jobs = jobs(table, seeds, budgets)
+    say(
+        f"replay: {len(all_jobs)} searches ({len(methods(table))} methods x {seeds} seeds x "
+        f"budgets {budgets}) on {len(table['trials'])} recorded configurations"
+    )
+    traj = trajectories(table, all_jobs)
+    by = {n: summarise(paths, table, n * int(meta["max_epochs"])) for n, paths in traj.items()}
+    grace, corr = grace_candidates(table)
+    first = by[min(budgets)]
+    default = first[DEFAULT_METHOD]
+    return {
+        "replay_seeds": seeds,
+        "table_configs": len(table["trials"]),
+        "table_scale": meta["scale"],
+        "default_method": DEFAULT_METHOD,
+        "replay_speedup_median": default["speedup"][1],
+        "replay_speedup_iqr": [default["speedup"][0], default["speedup"][2]],
+        "replay_regret": {m: {f: q[1] for f, q in v["regret"].items()} for m, v in first.items()},
+        "replay_by_budget": {str(n): v for n, v in by.items()},
+        "replay_rung_correlation": {str(e): c for e, c in corr.items()},
+        "replay_grace_from_table": grace,
+        "replay_figure": str(figure(traj, table, work / "replay_regret.png")),
+    }

@@ -1,0 +1,162 @@
+"""Replay in simulated time: the search's own searcher and scheduler, driven by recorded curves.
+
+A replay through Ray Tune (`search.bench.replay`) sleeps each recorded epoch (scaled down) and
+pays Tune's own overhead per trial and result, about a minute a search here: too slow for the
+30 seeds x 7 methods x 2 budgets that a comparison needs. This module drives the very objects
+the Tuner would run, built by `search.study.driver.search_algorithms` (the seeded
+`PrunedAwareOptunaSearch`, Ray's `ASHAScheduler`), through the same calls Tune makes
+(`suggest`, `on_trial_add`, `on_trial_result`, `on_trial_complete`), on a simulated clock: each
+running trial's next epoch ends at its start plus its recorded epoch seconds, at most
+`concurrency` trials run at once, a freed slot takes the next suggestion, and the epoch budget
+stops everything as `--epoch-budget` does. Events happen in the order live training would give
+them; nothing sleeps. Tune's Hyperband-style bracket draw uses numpy's global generator, which
+is seeded with the search's seed here.
+Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from search.bench.curve_table import nearest
+from search.runtime.records import FINAL, METRIC, STOPPED_EARLY
+
+
+@dataclass
+class SimTrial:
+    """What Tune's schedulers read of a trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    curve: dict[str, Any]  # the recorded trial that answers this configuration
+    started: float
+    epoch: int = 0
+    best: float | None = None
+    ends: list[float] = field(default_factory=list)  # simulated end time of each epoch
+
+
+def _result(trial: SimTrial, score: float, mode: str, metric: str) -> dict[str, Any]:
+    better = min if mode == "min" else max
+    trial.best = score if trial.best is None else better(trial.best, score)
+    last = trial.epoch == len(trial.curve["scores"])
+    return {
+        "epoch": trial.epoch,
+        "score": score,
+        METRIC: trial.best,
+        "valid": {metric: score},
+        FINAL: last,
+        "training_iteration": trial.epoch,
+    }
+
+
+def _start(k: int, now: float, searcher: Any, scheduler: Any, table: dict) -> SimTrial | None:
+    trial_id = f"{k:05d}"
+    config = searcher.suggest(trial_id)
+    if config is None:
+        return None
+    curve = nearest(table, config)
+    trial = SimTrial(trial_id, config, curve, now)
+    trial.ends = list(now + np.cumsum(curve["seconds"]))
+    if scheduler is not None:
+        scheduler.on_trial_add(None, trial)
+    return trial
+
+
+def simulate(
+    table: dict[str, Any],
+    searcher: Any,
+    scheduler: Any,
+    *,
+    num_samples: int,
+    budget: int,
+    concurrency: int = 2,
+    seed: int = 0,
+) -> list[tuple[int, float]]:
+    """(epochs spent, best score so far) after each simulated epoch, as
+    `search.bench.measures.trajectory` reads a live search, until `budget` epochs or
+    `num_samples` trials are spent."""
+    from ray.tune.schedulers import TrialScheduler
+
+    meta = table["meta"]
+    mode, metric = meta["mode"], meta["metric"]
+    if scheduler is not None:
+        scheduler.set_search_properties(METRIC, mode)
+    np.random.seed(seed)  # ASHA's bracket draw
+    events: list[tuple[float, int, SimTrial]] = []  # (time, start order, trial)
+    started, spent, now = 0, 0, 0.0
+    path: list[tuple[int, float]] = []
+    best = math.nan
+    better = min if mode == "min" else max
+    while True:
+        while len(events) < concurrency and started < num_samples:
+            trial = _start(started, now, searcher, scheduler, table)
+            if trial is None:
+                break
+            heapq.heappush(events, (trial.ends[0], started, trial))
+            started += 1
+        if not events or spent >= budget:
+            return path
+        now, order, trial = heapq.heappop(events)
+        trial.epoch += 1
+        score = float(trial.curve["scores"][trial.epoch - 1])
+        result = _result(trial, score, mode, metric)
+        spent += 1
+        best = score if math.isnan(best) else better(best, score)
+        path.append((spent, best))
+        decision = TrialScheduler.CONTINUE
+        if scheduler is not None:
+            decision = scheduler.on_trial_result(None, trial, result)
+        if decision == TrialScheduler.STOP:  # as Tune's controller: no on_trial_result then
+            if trial.epoch < int(meta["max_epochs"]):
+                result[STOPPED_EARLY] = True  # as `search.study.callbacks.SearchOutputs` marks it
+        else:
+            searcher.on_trial_result(trial.trial_id, result)
+        if decision == TrialScheduler.STOP or result[FINAL]:
+            if scheduler is not None:
+                scheduler.on_trial_complete(None, trial, result)
+            searcher.on_trial_complete(trial.trial_id, result=result)
+        else:
+            heapq.heappush(events, (trial.ends[trial.epoch], order, trial))
+
+
+def table_space(table: dict[str, Any]) -> Any:
+    """The search space the table was recorded on: the default space of its dataset."""
+    from search.settings import Settings, base_config
+    from search.study.space import load_space
+
+    meta = table["meta"]
+    settings = Settings(
+        dataset=meta["dataset"],
+        synthetic=bool(meta.get("synthetic", True)),
+        scale=meta["scale"],
+        max_epochs=int(meta["max_epochs"]),
+    )
+    base, _ = base_config(settings)
+    return load_space(None, base)
+
+
+def simulate_search(
+    table: dict[str, Any], space: Any, settings: dict[str, Any], budget: int
+) -> list[tuple[int, float]]:
+    """One search of `settings` (the fields of `search.settings.Settings` a method changes,
+    its seed, trials and concurrency), replayed on the table in simulated time."""
+    from search.settings import Settings
+    from search.study.driver import search_algorithms
+
+    s = Settings(**settings)
+    max_epochs = int(table["meta"]["max_epochs"])
+    searcher, scheduler = search_algorithms(s, space, table["meta"]["mode"], max_epochs)
+    return simulate(
+        table,
+        searcher,
+        scheduler,
+        num_samples=s.num_samples,
+        budget=budget,
+        concurrency=s.concurrency or 1,
+        seed=s.seed,
+    )

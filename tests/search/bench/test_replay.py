@@ -1,0 +1,91 @@
+"""The curve table, its recording command and the replay through the search's own driver."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+from searchtest_util import REPO, env
+from tune_replay import tune_replay
+
+from search.bench.curve_table import distance, load_table, nearest, read_curves
+from search.bench.replay import trial_order_best
+
+SPACE = [
+    {"name": "num_bands", "kind": "int", "low": 1, "high": 8, "log": False, "choices": []},
+    {"name": "band_split", "kind": "categorical", "low": None, "high": None, "log": False,
+     "choices": ["uniform", "log"]},
+    {"name": "lr", "kind": "float", "low": 1e-4, "high": 1e-2, "log": True, "choices": []},
+]  # fmt: skip
+
+
+def _table(*params: dict) -> dict:
+    trials = [
+        {"trial_id": f"t{k}", "params": p, "scores": [1.0 - k / 10], "seconds": [1.0]}
+        for k, p in enumerate(params)
+    ]
+    return {"meta": {"space": SPACE, "metric": "MAE", "mode": "min"}, "trials": trials}
+
+
+def test_nearest_is_measured_on_log_scales_in_the_unit_cube():
+    table = _table({"num_bands": 4, "lr": 1e-4}, {"num_bands": 4, "lr": 1e-2})
+    # 9e-4 is nearer to 1e-4 than to 1e-2 on a log scale (linear distance says the opposite)
+    assert nearest(table, {"num_bands": 4, "lr": 9e-4})["trial_id"] == "t0"
+    assert nearest(table, {"num_bands": 4, "lr": 2e-3})["trial_id"] == "t1"
+    assert distance(SPACE, {"lr": 1e-4}, {"lr": 1e-2}) == (0, pytest.approx(1.0))
+
+
+def test_categoricals_and_active_parameters_match_first():
+    table = _table(
+        {"num_bands": 2, "band_split": "log", "lr": 1e-3},
+        {"num_bands": 8, "band_split": "uniform", "lr": 1e-2},
+        {"num_bands": 1, "lr": 1e-3},  # one band: band_split inactive
+    )
+    # numerically t0 is far nearer, but only t1 has band_split 'uniform'
+    assert nearest(table, {"num_bands": 2, "band_split": "uniform", "lr": 1e-3})["trial_id"] == "t1"
+    assert nearest(table, {"num_bands": 2, "lr": 1e-3})["trial_id"] == "t2"
+
+
+def test_trial_order_best_so_far():
+    assert trial_order_best([[0.9, 0.8], [1.0], [0.7, 0.75]], "min") == [0.8, 0.8, 0.7]
+    assert trial_order_best([[0.1], [0.3, 0.2]], "max") == [0.1, 0.3]
+
+
+@pytest.mark.slow
+def test_recorded_random_search_replays_exactly(shared_ray, tmp_path):
+    """Record 4 configurations of 2 epochs with the command, then replay random search with the
+    recording's seed through the driver: the same configurations in the same order, and the
+    recorded best-so-far trajectory exactly."""
+    work, table_path = tmp_path / "record", tmp_path / "table.json.gz"
+    args = ["--trials", "4", "--epochs", "2", "--scale", "0.02", "--work", str(work)]
+    command = [sys.executable, "-m", "search.bench.record", *args, "--table", str(table_path)]
+    command += ["--address", shared_ray["address"]]
+    done = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "curve table:" in done.stdout and "rank correlation with the final best" in done.stdout
+    table = load_table(table_path)
+    meta = table["meta"]
+    assert meta["command"].startswith("python -m search.bench.record --trials 4")
+    assert len(meta["data_sha256"]) == 64 and meta["scale"] == 0.02 and meta["trials"] == 4
+    assert all(len(t["scores"]) == len(t["seconds"]) >= 1 for t in table["trials"])
+    with gzip.open(table_path, "rt") as f:
+        assert json.load(f)["meta"]["sampler"] == "random"
+
+    from search.settings import load
+
+    settings = load(work).to_json()
+    settings.update(out=str(tmp_path / "replay"), address=shared_ray["address"])
+    done = tune_replay(settings, table_path, time_scale=0.01)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    replayed = read_curves(tmp_path / "replay")
+    assert [t["params"] for t in replayed] == [t["params"] for t in table["trials"]]
+    recorded = trial_order_best([t["scores"] for t in table["trials"]], meta["mode"])
+    assert trial_order_best([t["scores"] for t in replayed], meta["mode"]) == recorded
+    code = subprocess.run(
+        [sys.executable, "-m", "search.bench.record", "--trials", "0"],
+        cwd=REPO, env=env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert code.returncode == 2 and "--trials 0" in code.stderr

@@ -1,0 +1,109 @@
+"""The simulated replay drives the search's own searcher and scheduler as Ray Tune does."""
+
+from __future__ import annotations
+
+import pytest
+from tune_replay import tune_replay
+
+from search.bench.curve_table import TABLE, distance, load_table, nearest, read_curves
+from search.bench.replay import trial_order_best
+from search.bench.simulate import simulate, simulate_search, table_space
+from search.settings import Settings
+from search.study import driver
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table(TABLE)
+
+
+@pytest.fixture(scope="module")
+def space(table):
+    return table_space(table)
+
+
+def _watched(table, space, **change):
+    """A simulated search whose trials (configuration, epochs run) are recorded, in order."""
+    meta = table["meta"]
+    settings = Settings(dataset=meta["dataset"], synthetic=True, scale=meta["scale"], **change)
+    searcher, scheduler = driver.search_algorithms(
+        settings, space, meta["mode"], int(meta["max_epochs"])
+    )
+    seen: dict[str, dict] = {}
+    suggest, complete = searcher.suggest, searcher.on_trial_complete
+
+    def watch_suggest(trial_id):
+        config = suggest(trial_id)
+        seen[trial_id] = {"config": config, "epochs": 0}
+        return config
+
+    def watch_complete(trial_id, result=None, error=False):
+        seen[trial_id]["epochs"] = result["epoch"]
+        return complete(trial_id, result=result, error=error)
+
+    searcher.suggest, searcher.on_trial_complete = watch_suggest, watch_complete
+    path = simulate(
+        table,
+        searcher,
+        scheduler,
+        num_samples=settings.num_samples,
+        budget=10**6,
+        concurrency=settings.concurrency,
+        seed=settings.seed,
+    )
+    return path, [seen[k] for k in sorted(seen)]
+
+
+def test_random_search_with_the_recording_seed_replays_the_table(table, space):
+    """The recording's sampler and seed draw exactly the recorded configurations (each at
+    distance 0 from its own curve); each runs its recorded epochs; the best is the table's."""
+    meta = table["meta"]
+    n = len(table["trials"])
+    path, trials = _watched(
+        table, space, sampler="random", scheduler="none", seed=meta["seed"], num_samples=n,
+        concurrency=meta["concurrency"], max_epochs=meta["max_epochs"],
+    )  # fmt: skip
+    answered = [nearest(table, t["config"]) for t in trials]
+    assert all(distance(meta["space"], t["config"], a["params"]) == (0, 0.0)
+               for t, a in zip(trials, answered, strict=True))  # fmt: skip
+    assert sorted(a["trial_id"] for a in answered) == sorted(t["trial_id"] for t in table["trials"])
+    assert [t["epochs"] for t in trials] == [len(a["scores"]) for a in answered]
+    recorded = trial_order_best([t["scores"] for t in table["trials"]], meta["mode"])
+    assert path[-1][1] == recorded[-1] and len(path) == sum(t["epochs"] for t in trials)
+    assert [spent for spent, _ in path] == list(range(1, len(path) + 1))
+
+
+def test_asha_stops_trials_and_the_budget_stops_the_search(table, space):
+    _, trials = _watched(
+        table, space, sampler="tpe", scheduler="asha", seed=3, num_samples=40, concurrency=2,
+        max_epochs=table["meta"]["max_epochs"],
+    )  # fmt: skip
+    recorded = [len(nearest(table, t["config"])["scores"]) for t in trials]
+    ran = [t["epochs"] for t in trials]
+    assert all(1 <= r <= n for r, n in zip(ran, recorded, strict=True))
+    assert any(r < n for r, n in zip(ran, recorded, strict=True))  # ASHA stopped some early
+    settings = {"dataset": "mosi", "synthetic": True, "scale": 0.02, "max_epochs": 32,
+                "num_samples": 40, "concurrency": 2, "seed": 3}  # fmt: skip
+    path = simulate_search(table, space, settings, budget=50)
+    assert len(path) == 50 and path == sorted(path, key=lambda p: (p[0], -p[1]))
+
+
+@pytest.mark.slow
+def test_asha_decisions_match_the_tune_replay(table, space, shared_ray, tmp_path):
+    """One trial at a time (no timing in play): Ray Tune running the replay trainable through
+    the driver and the
+    simulation stop the same trials after the same epochs."""
+    change = {"sampler": "random", "scheduler": "asha", "seed": 5, "num_samples": 8,
+              "concurrency": 1, "max_epochs": 32}  # fmt: skip
+    _, simulated = _watched(table, space, **change)
+    meta = table["meta"]
+    settings = {"dataset": meta["dataset"], "synthetic": True, "scale": meta["scale"],
+                "final_seeds": 0, "cpus_per_trial": 1, "out": str(tmp_path / "tune"),
+                "address": shared_ray["address"], **change}  # fmt: skip
+    done = tune_replay(settings, TABLE, time_scale=0.001)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    live = read_curves(tmp_path / "tune")
+    assert [len(t["scores"]) for t in live] == [t["epochs"] for t in simulated]
+    assert [nearest(table, t["params"])["trial_id"] for t in live] == [
+        nearest(table, t["config"])["trial_id"] for t in simulated
+    ]

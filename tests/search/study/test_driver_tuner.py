@@ -1,0 +1,55 @@
+"""`search.study.driver.search_tuner`: the flags of ASHA reach Ray Tune's scheduler."""
+
+from __future__ import annotations
+
+from search.settings import Settings
+from search.study import driver
+from search.study.epoch_budget import epoch_budget
+
+
+def _tuner_args(monkeypatch, space, stop=None, **flags):
+    monkeypatch.setattr(driver.tuner, "build_tuner", lambda trainable, **kw: kw)
+    return driver.search_tuner(
+        Settings(dataset="mosei", out="unused", **flags),
+        trainable=object,
+        space=space,
+        metric_name="MAE",
+        metric_mode="min",
+        max_epochs=32,
+        concurrency=2,
+        callbacks=[],
+        stop=stop,
+    )
+
+
+def _scheduler(monkeypatch, space, **flags):
+    return _tuner_args(monkeypatch, space, **flags)["scheduler"]
+
+
+def _rungs(scheduler) -> list[list[int]]:
+    return [sorted(r for r, _ in b._rungs) for b in scheduler._brackets]
+
+
+def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
+    default = _scheduler(monkeypatch, space)  # grace 32 / 8, a quarter kept: rungs 4 and 16
+    assert _rungs(default) == [[4, 16]]
+    varied = _scheduler(monkeypatch, space, grace_period=8, reduction_factor=3, brackets=2)
+    assert varied._reduction_factor == 3
+    assert _rungs(varied) == [[8, 24], [24]]  # the second bracket starts at the second rung
+    assert _scheduler(monkeypatch, space, scheduler="none") is None
+
+
+def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
+    budget = epoch_budget(3)
+    assert _tuner_args(monkeypatch, space, stop=budget)["stop"] is budget
+    for trial, epoch in (("a", 1), ("b", 1), ("a", 1), ("a", 2)):  # ("a", 1) twice: a retry
+        assert budget(trial, {"epoch": epoch}) is False  # never stops one trial alone
+    assert budget.spent == 3 and budget.stop_all()
+    assert not epoch_budget(4).stop_all()
+
+
+def test_the_progress_table_shows_only_parameters_every_trial_has(monkeypatch, space):
+    columns = _tuner_args(monkeypatch, space)["reporter"]._parameter_columns
+    conditional = {p.name for p in space.params if p.when}
+    assert conditional & set(space.names[:5])  # band_split, tau_band: among the first five
+    assert columns and not conditional & set(columns)
