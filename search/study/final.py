@@ -42,7 +42,9 @@ def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: 
 
     from atsuko.train import NonFiniteLoss, fit, result_json
     from search.runtime.faults import maybe_fail
+    from search.runtime.session import quiet_zero_copy_warning
 
+    quiet_zero_copy_warning()  # the weights it returns are only read (loaded into a model)
     if not test:
         maybe_fail("final_run", seed)
     torch.set_num_threads(threads)
