@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
-from searchtest_util import REPO, TINY_SPACE, env
+from searchtest_util import TINY_SPACE
+from sweep_child import run_sweep
 
 from search import layout
 from search.runtime.faults import ENV
 from search.sweep.curves import read_curves
-
-SWEEP = """
-import json, sys
-from search.sweep.runner import run_sensitivity
-from search.settings import Settings
-args = json.loads(sys.argv[1])
-settings = Settings(**args.pop("settings"))
-run_sensitivity(**args, settings=settings)
-"""
 
 
 def _sweep(out, inject: str | None) -> str:
@@ -44,17 +34,7 @@ def _sweep(out, inject: str | None) -> str:
             sets=["hidden=16", "batch_size=64"],
         ),
     )
-    extra = {ENV: inject} if inject else {}
-    proc = subprocess.run(
-        [sys.executable, "-c", SWEEP, json.dumps(args)],
-        cwd=REPO,
-        env=env(extra),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_sweep(args, {ENV: inject} if inject else None)
 
 
 @pytest.mark.slow

@@ -6,14 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 from report_fixtures import TINY_SPACE, sweep_plan, write_search
-from searchtest_util import REPO, env
+from sweep_child import run_sweep
 
 from atsuko.errors import ConfigError
 from search import layout
@@ -168,19 +166,8 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path):
         sensitivity._check_resume(folder, other.to_json())
 
 
-SWEEP = """
-import json, sys
-from search.sweep.runner import run_sensitivity
-from search.settings import Settings
-args = json.loads(sys.argv[1])
-settings = Settings(**args.pop("settings"))
-run_sensitivity(**args, settings=settings)
-"""
-
-
 def _sweep(out, address: str, *, time_budget=None, with_test=False) -> str:
-    """run_sensitivity in a child process (Ray reads its auth settings when first imported, and
-    another test module may have imported it here already), joined to the shared test Ray."""
+    """run_sensitivity in a child process (`sweep_child`), joined to the shared test Ray."""
     settings = dict(
         synthetic=True,
         scale=0.05,
@@ -199,16 +186,7 @@ def _sweep(out, address: str, *, time_budget=None, with_test=False) -> str:
         out=str(out),
         settings=settings,
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", SWEEP, json.dumps(args)],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_sweep(args)
 
 
 @pytest.mark.slow
