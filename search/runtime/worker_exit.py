@@ -1,4 +1,4 @@
-"""Trial workers end without a traceback when Ray sends them SIGTERM.
+"""Ray workers (trials, the final runs' tasks) end without a traceback on SIGTERM.
 
 Ray ends idle workers with SIGTERM when a search is over, and its handler raises `SystemExit`
 wherever the worker's main thread is. When that is inside a garbage-collection callback (a

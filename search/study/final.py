@@ -36,18 +36,27 @@ def top_records(records: list[TrialRecord], mode: str, k: int) -> list[TrialReco
     return sorted(done, key=lambda r: sign * r.score)[: max(0, k)]
 
 
-def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: bool) -> tuple:
-    """One seed run (a Ray task): its result and, without test, the best epoch's weights."""
+def _in_worker(threads: int) -> None:
+    """A task's worker: torch's threads, no traceback when Ray ends it
+    (`search.runtime.worker_exit`), no warning about the weights it returns (only read)."""
     import torch
 
+    from search.runtime.session import quiet_zero_copy_warning
+    from search.runtime.worker_exit import exit_outside_callbacks
+
+    torch.set_num_threads(threads)
+    exit_outside_callbacks()
+    quiet_zero_copy_warning()
+
+
+def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: bool) -> tuple:
+    """One seed run (a Ray task): its result and, without test, the best epoch's weights."""
     from atsuko.train import NonFiniteLoss, fit, result_json
     from search.runtime.faults import maybe_fail
-    from search.runtime.session import quiet_zero_copy_warning
 
-    quiet_zero_copy_warning()  # the weights it returns are only read (loaded into a model)
+    _in_worker(threads)
     if not test:
         maybe_fail("final_run", seed)
-    torch.set_num_threads(threads)
     run_config = cfg.from_dict(config).replace(seed=seed)
     try:
         result = fit(run_config, dataset, score_test=test, log=None)
@@ -59,11 +68,9 @@ def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: 
 
 def _test(config: dict[str, Any], seed: int, state: Any, dataset: Any, threads: int) -> dict:
     """The test split scored once with a run's best-epoch weights (a Ray task)."""
-    import torch
-
     from atsuko.train import Trainer
 
-    torch.set_num_threads(threads)
+    _in_worker(threads)
     trainer = Trainer(cfg.from_dict(config).replace(seed=seed), dataset)
     trainer.model.load_state_dict(state)
     return trainer.evaluate("test").metrics
