@@ -9,8 +9,8 @@ the Tuner would run, built by `search.study.driver.search_algorithms` (the seede
 running trial's next epoch ends at its start plus its recorded epoch seconds, at most
 `concurrency` trials run at once, a freed slot takes the next suggestion, and the epoch budget
 stops everything as `--epoch-budget` does. Events happen in the order live training would give
-them; nothing sleeps. Tune's Hyperband-style bracket draw uses numpy's global generator, which
-is seeded with the search's seed here.
+them; nothing sleeps. Tune's Hyperband-style bracket draw uses numpy's global generator: seeded
+with the search's seed for the search, and restored after it.
 Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
 """
 
@@ -40,9 +40,14 @@ class SimTrial:
     ends: list[float] = field(default_factory=list)  # simulated end time of each epoch
 
 
+def _better(best: float | None, score: float, mode: str) -> float:
+    if best is None or math.isnan(best):
+        return score
+    return min(best, score) if mode == "min" else max(best, score)
+
+
 def _result(trial: SimTrial, score: float, mode: str, metric: str) -> dict[str, Any]:
-    better = min if mode == "min" else max
-    trial.best = score if trial.best is None else better(trial.best, score)
+    trial.best = _better(trial.best, score, mode)
     last = trial.epoch == len(trial.curve["scores"])
     return {
         "epoch": trial.epoch,
@@ -80,18 +85,33 @@ def simulate(
     """(epochs spent, best score so far) after each simulated epoch, as
     `search.bench.measures.trajectory` reads a live search, until `budget` epochs or
     `num_samples` trials are spent."""
+    if scheduler is not None:
+        scheduler.set_search_properties(METRIC, table["meta"]["mode"])
+    saved = np.random.get_state()  # ASHA draws brackets from numpy's global generator:
+    np.random.seed(seed)  # seeded for the search, restored for whatever runs after it
+    try:
+        return _run(table, searcher, scheduler, num_samples, budget, concurrency)
+    finally:
+        np.random.set_state(saved)
+
+
+def _run(
+    table: dict[str, Any],
+    searcher: Any,
+    scheduler: Any,
+    num_samples: int,
+    budget: int,
+    concurrency: int,
+) -> list[tuple[int, float]]:
+    """The event loop of `simulate`."""
     from ray.tune.schedulers import TrialScheduler
 
     meta = table["meta"]
     mode, metric = meta["mode"], meta["metric"]
-    if scheduler is not None:
-        scheduler.set_search_properties(METRIC, mode)
-    np.random.seed(seed)  # ASHA's bracket draw
     events: list[tuple[float, int, SimTrial]] = []  # (time, start order, trial)
     started, spent, now = 0, 0, 0.0
     path: list[tuple[int, float]] = []
     best = math.nan
-    better = min if mode == "min" else max
     while True:
         while len(events) < concurrency and started < num_samples:
             trial = _start(started, now, searcher, scheduler, table)
@@ -106,7 +126,7 @@ def simulate(
         score = float(trial.curve["scores"][trial.epoch - 1])
         result = _result(trial, score, mode, metric)
         spent += 1
-        best = score if math.isnan(best) else better(best, score)
+        best = _better(best, score, mode)
         path.append((spent, best))
         decision = TrialScheduler.CONTINUE
         if scheduler is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from tune_replay import tune_replay
 
@@ -82,10 +83,25 @@ def test_asha_stops_trials_and_the_budget_stops_the_search(table, space):
     ran = [t["epochs"] for t in trials]
     assert all(1 <= r <= n for r, n in zip(ran, recorded, strict=True))
     assert any(r < n for r, n in zip(ran, recorded, strict=True))  # ASHA stopped some early
-    settings = {"dataset": "mosi", "synthetic": True, "scale": 0.02, "max_epochs": 32,
-                "num_samples": 40, "concurrency": 2, "seed": 3}  # fmt: skip
-    path = simulate_search(table, space, settings, budget=50)
+    path = simulate_search(table, space, _settings(table), budget=50)
     assert len(path) == 50 and path == sorted(path, key=lambda p: (p[0], -p[1]))
+
+
+def _settings(table, **change):
+    meta = table["meta"]
+    return {"dataset": meta["dataset"], "synthetic": True, "scale": meta["scale"],
+            "max_epochs": meta["max_epochs"], "num_samples": 40, "concurrency": 2, "seed": 3,
+            **change}  # fmt: skip
+
+
+def test_a_search_with_brackets_repeats_and_leaves_numpys_generator_alone(table, space):
+    """ASHA draws brackets from numpy's global generator: seeded per search, then restored."""
+    np.random.seed(123)
+    expected = np.random.random_sample(3)
+    np.random.seed(123)
+    first = simulate_search(table, space, _settings(table, brackets=3), budget=80)
+    assert np.array_equal(np.random.random_sample(3), expected)
+    assert simulate_search(table, space, _settings(table, brackets=3), budget=80) == first
 
 
 @pytest.mark.slow
