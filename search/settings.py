@@ -44,6 +44,18 @@ RESUME_FLAGS = ("address", "dashboard_host", "dashboard_port", "metrics_port")
 AFTER_SEARCH_FLAGS = ("diagnostics", "diagnostics_epochs", "importance")
 
 
+# ASHA's defaults (`search/run.py` without flags), chosen on the replay comparison of the
+# recorded curves (README, "Search efficiency on recorded curves")
+GRACE_DIVISOR = 8  # first rung at max-epochs / GRACE_DIVISOR
+REDUCTION_FACTOR = 4  # each rung keeps the best 1 / REDUCTION_FACTOR of the trials reaching it
+BRACKETS = 1
+
+
+def default_grace(max_epochs: int) -> int:
+    """ASHA's first rung (epochs) when `--grace-period` is not given."""
+    return max(1, max_epochs // GRACE_DIVISOR)
+
+
 @dataclass
 class Settings:
     dataset: str | None = None
@@ -60,8 +72,8 @@ class Settings:
     sampler: str = "tpe"
     scheduler: str = "asha"
     grace_period: int | None = None
-    reduction_factor: int = 4
-    brackets: int = 1
+    reduction_factor: int = REDUCTION_FACTOR
+    brackets: int = BRACKETS
     seed: int = 0
     time_budget: float | None = None
     epoch_budget: int | None = None

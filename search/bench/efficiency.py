@@ -42,7 +42,7 @@ from search.bench.measures import (
     winner_position,
 )
 from search.bench.runner import Plan, Runner, say, settings_doc
-from search.study.driver import ASHA_REDUCTION
+from search.settings import REDUCTION_FACTOR, default_grace
 from search.study.searcher import TPE_STARTUP
 
 WITHIN = 0.01  # "within 1% of the best score"
@@ -64,7 +64,8 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     work = runner.work
     runner.synth("mosi", plan.eff_scale)
     budget = plan.eff_trials * plan.eff_epochs
-    mean = asha_mean_epochs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
+    grace = default_grace(plan.eff_epochs)  # TPE+ASHA runs with the search's defaults
+    mean = asha_mean_epochs(plan.eff_epochs, grace, REDUCTION_FACTOR)
     # enough TPE+ASHA trials to spend the budget at ASHA's steady-state mean; its trajectory is
     # cut at the budget (a run that ends short of it and never got there counts the budget)
     samples = {"random": plan.eff_trials, "tpe_asha": math.ceil(budget / mean)}
@@ -83,7 +84,6 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
                 scale=plan.eff_scale,
                 num_samples=samples[method],
                 max_epochs=plan.eff_epochs,
-                grace_period=plan.eff_grace,
                 concurrency=2,
                 cpus_per_trial=1.0,
                 sampler=sampler,
@@ -98,9 +98,7 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
         for key, value in compare(paths, mode, budget).items():
             per.setdefault(key, []).append(value)
         full = results["random"]  # every trial ran past the first rung: the rung's forecast
-        per.setdefault("rung_rank_correlation", []).append(
-            rung_rank_correlation(full, plan.eff_grace, mode)
-        )
+        per.setdefault("rung_rank_correlation", []).append(rung_rank_correlation(full, grace, mode))
         per.setdefault("random_winner_position", []).append(winner_position(full, mode))
         ran = epochs_by_start(results["tpe_asha"])  # as run: early trials pass empty rungs
         per.setdefault("asha_epochs_per_trial", []).append(sum(ran) / max(1, len(ran)))
@@ -114,7 +112,7 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     out["search_budget_epochs"] = budget
     out["search_trials"] = samples
     out["search_epochs_per_trial"] = plan.eff_epochs
-    out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, plan.eff_grace, ASHA_REDUCTION)
+    out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, grace, REDUCTION_FACTOR)
     out["search_asha_mean_epochs"] = mean
     out["live_speedup_median"] = out["search_match_ratio_median"]
     out.update(_replay(plan, work))

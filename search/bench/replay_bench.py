@@ -22,6 +22,7 @@ from search.bench.measures import asha_mean_epochs
 from search.bench.replay_stats import grace_candidates
 from search.bench.runner import BenchError, say
 from search.bench.simulate import simulate_search, table_space
+from search.settings import REDUCTION_FACTOR, default_grace
 
 DEFAULT_METHOD = "tpe_asha"  # what search/run.py does without flags
 MARGIN = 1.5  # trials beyond the expected count, so that every search can spend its budget
@@ -30,9 +31,9 @@ MARGIN = 1.5  # trials beyond the expected count, so that every search can spend
 def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Method name -> the search settings it changes (sampler, scheduler and ASHA's)."""
     max_t = int(table["meta"]["max_epochs"])
-    default_grace = max(1, max_t // 8)
+    default = default_grace(max_t)
     grace, _ = grace_candidates(table)
-    if grace == default_grace:
+    if grace == default:
         grace = min(max_t - 1, 2 * grace)
     asha = {"sampler": "tpe", "scheduler": "asha"}
     return {
@@ -51,8 +52,8 @@ def num_samples(table: dict[str, Any], change: dict[str, Any], budget: int) -> i
     the recorded mean curve length), with a margin."""
     max_t = int(table["meta"]["max_epochs"])
     if change["scheduler"] == "asha":
-        grace = change.get("grace_period") or max(1, max_t // 8)
-        per = asha_mean_epochs(max_t, grace, change.get("reduction_factor", 4))
+        grace = change.get("grace_period") or default_grace(max_t)
+        per = asha_mean_epochs(max_t, grace, change.get("reduction_factor", REDUCTION_FACTOR))
         per /= change.get("brackets", 1)  # brackets > 1 start some trials at later rungs only
     else:
         lengths = [len(t["scores"]) for t in table["trials"]]

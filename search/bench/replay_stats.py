@@ -23,6 +23,7 @@ import statistics
 from typing import Any
 
 from search.bench.measures import epochs_to_within
+from search.settings import default_grace
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
@@ -131,4 +132,4 @@ def grace_candidates(table: dict[str, Any], threshold: float = 0.7) -> tuple[int
     if good:
         return good[0], corr
     finite = [e for e in epochs if math.isfinite(corr[e])]
-    return (max(finite, key=lambda e: corr[e]) if finite else max(1, max_t // 8)), corr
+    return (max(finite, key=lambda e: corr[e]) if finite else default_grace(max_t)), corr

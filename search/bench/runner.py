@@ -49,7 +49,6 @@ class Plan:
     eff_repeats: int  # search efficiency: seeds 0..eff_repeats-1
     eff_trials: int  # random search: trials of the full budget each
     eff_epochs: int  # the full budget of one trial
-    eff_grace: int  # ASHA's first rung (epochs): after the planted task's learning onset
     eff_scale: float  # synthetic MOSI scale of the efficiency runs
     gpu_epochs: int  # epochs per trial of the GPU packing runs (full-size MOSI)
     ws_repeats: int  # warm start: seeds 0..ws_repeats-1 of the MOSEI searches
@@ -75,7 +74,6 @@ QUICK = Plan(
     eff_repeats=1,
     eff_trials=5,
     eff_epochs=6,
-    eff_grace=1,
     eff_scale=0.25,
     gpu_epochs=2,
     ws_repeats=3,
@@ -101,7 +99,6 @@ FULL = Plan(
     # a smaller plan caps the ratio the figure can show (`search_ratio_ceiling`; README)
     eff_trials=16,
     eff_epochs=32,
-    eff_grace=4,  # 80 optimiser steps: the best trials have started to learn
     eff_scale=0.5,
     gpu_epochs=5,
     ws_repeats=5,

@@ -27,15 +27,13 @@ from search.runtime import tuner
 from search.runtime.records import METRIC, TrialRecord, write_csv
 from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
-from search.settings import Settings, base_config, load_base, save
+from search.settings import Settings, base_config, default_grace, load_base, save
 from search.study import export
 from search.study.epoch_budget import epoch_budget
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
 from search.study.warm_start import WarmStart
-
-ASHA_REDUCTION = 4  # default: each ASHA rung keeps the best quarter of the trials reaching it
 
 
 def _say(text: str) -> None:
@@ -223,7 +221,7 @@ def search_algorithms(
     )
     scheduler = None  # FIFO
     if settings.scheduler == "asha":
-        grace = settings.grace_period or max(1, max_epochs // 8)
+        grace = settings.grace_period or default_grace(max_epochs)
         scheduler = ASHAScheduler(
             time_attr="epoch",
             max_t=max_epochs,
