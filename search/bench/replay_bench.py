@@ -22,29 +22,46 @@ from search.bench.measures import asha_mean_epochs
 from search.bench.replay_stats import grace_candidates
 from search.bench.runner import BenchError, say
 from search.bench.simulate import simulate_search, table_space
-from search.settings import REDUCTION_FACTOR, default_grace
+from search.settings import BRACKETS, REDUCTION_FACTOR, default_grace
 
-DEFAULT_METHOD = "tpe_asha"  # what search/run.py does without flags
 MARGIN = 1.5  # trials beyond the expected count, so that every search can spend its budget
 
 
 def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Method name -> the search settings it changes (sampler, scheduler and ASHA's)."""
+    """Method name -> its search settings (sampler, scheduler and every ASHA setting, given
+    explicitly, so that a name means the same whatever the defaults are): `tpe_asha` is ASHA
+    with its first rung at max-epochs / 8, reduction factor 4 and one bracket; the variants
+    change one or two of those. The search's defaults are one of them or `default`."""
     max_t = int(table["meta"]["max_epochs"])
-    default = default_grace(max_t)
+    first = max(1, max_t // 8)
     grace, _ = grace_candidates(table)
-    if grace == default:
+    if grace == first:
         grace = min(max_t - 1, 2 * grace)
-    asha = {"sampler": "tpe", "scheduler": "asha"}
-    return {
+    asha = {"sampler": "tpe", "scheduler": "asha", "grace_period": first,
+            "reduction_factor": 4, "brackets": 1}  # fmt: skip
+    out = {
         "random": {"sampler": "random", "scheduler": "none"},
         "tpe": {"sampler": "tpe", "scheduler": "none"},
-        DEFAULT_METHOD: dict(asha),
+        "tpe_asha": dict(asha),
         "tpe_asha_brackets2": {**asha, "brackets": 2},
         "tpe_asha_brackets3": {**asha, "brackets": 3},
         f"tpe_asha_grace{grace}": {**asha, "grace_period": grace},
         f"tpe_asha_grace{grace}_rf3": {**asha, "grace_period": grace, "reduction_factor": 3},
     }
+    if default_method(out, max_t) == "default":
+        out["default"] = defaults(max_t)
+    return out
+
+
+def defaults(max_t: int) -> dict[str, Any]:
+    """What `search/run.py` does without scheduler flags, in the terms of `methods`."""
+    return {"sampler": "tpe", "scheduler": "asha", "grace_period": default_grace(max_t),
+            "reduction_factor": REDUCTION_FACTOR, "brackets": BRACKETS}  # fmt: skip
+
+
+def default_method(named: dict[str, dict[str, Any]], max_t: int) -> str:
+    """The name among `named` whose settings are the search's defaults (else `default`)."""
+    return next((n for n, change in named.items() if change == defaults(max_t)), "default")
 
 
 def num_samples(table: dict[str, Any], change: dict[str, Any], budget: int) -> int:
@@ -201,12 +218,13 @@ def replay_section(
     by = {n: summarise(paths, table, n * int(meta["max_epochs"])) for n, paths in traj.items()}
     grace, corr = grace_candidates(table)
     first = by[min(budgets)]
-    default = first[DEFAULT_METHOD]
+    name = default_method(methods(table), int(meta["max_epochs"]))
+    default = first[name]
     return {
         "replay_seeds": seeds,
         "table_configs": len(table["trials"]),
         "table_scale": meta["scale"],
-        "default_method": DEFAULT_METHOD,
+        "default_method": name,
         "replay_speedup_median": default["speedup"][1],
         "replay_speedup_iqr": [default["speedup"][0], default["speedup"][2]],
         "replay_regret": {m: {f: q[1] for f, q in v["regret"].items()} for m, v in first.items()},

@@ -8,9 +8,10 @@ import optuna
 import pytest
 
 from search.bench.curve_table import space_doc, write_table
-from search.bench.replay_bench import DEFAULT_METHOD, methods, replay_section
+from search.bench.replay_bench import default_method, methods, replay_section
 from search.bench.replay_report import replay_details
 from search.bench.replay_stats import FRACTIONS
+from search.settings import default_grace
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,8 @@ def test_replay_comparison_runs_every_method_on_the_simulated_clock(tmp_path):
     r = replay_section(tmp_path / "table.json.gz", tmp_path / "work", seeds=2, budgets=(2,))
     names = list(methods(table))
     assert r["table_configs"] == 12 and r["replay_seeds"] == 2
-    assert r["default_method"] == DEFAULT_METHOD and set(r["replay_regret"]) == set(names)
+    assert r["default_method"] == default_method(methods(table), 6) != "default"
+    assert set(r["replay_regret"]) == set(names)
     assert set(r["replay_regret"]["random"]) == {str(f) for f in FRACTIONS}
     budget = r["replay_by_budget"]["2"]
     assert budget["random"]["speedup"][1] == 1.0  # random search against itself
@@ -61,3 +63,12 @@ def test_replay_comparison_runs_every_method_on_the_simulated_clock(tmp_path):
     assert (tmp_path / "work" / "replay_regret.png").stat().st_size > 5000
     text = "\n".join(replay_details(r))
     assert "12 recorded configurations" in text and "tpe_asha_brackets2" in text
+
+
+def test_the_default_method_is_found_by_its_settings_not_its_name():
+    from search.bench.replay_bench import defaults
+
+    mine = defaults(32)
+    assert mine["grace_period"] == default_grace(32) and mine["scheduler"] == "asha"
+    assert default_method({"a": {**mine, "brackets": 9}, "b": dict(mine)}, 32) == "b"
+    assert default_method({"a": {**mine, "reduction_factor": 9}}, 32) == "default"
