@@ -163,6 +163,13 @@ def summarise(
     return out
 
 
+def best_scheduler(by_budget: dict[int, dict[str, dict[str, Any]]]) -> str:
+    """The TPE method (every scheduler setting, none included) with the lowest mean rank by
+    final regret, averaged over the budgets: the evidence for the search's defaults."""
+    names = [m for m in next(iter(by_budget.values())) if m.startswith("tpe")]
+    return min(names, key=lambda m: sum(b[m]["mean_rank"] for b in by_budget.values()))
+
+
 def regret_curves(paths: list[list], table: dict[str, Any], budget: int, points: int = 64):
     """Epoch grid and the (25th, 50th, 75th) percentile regret over seeds at each point."""
     from search.bench.replay_stats import best_at, quartiles, regret, regret_scale
@@ -231,5 +238,6 @@ def replay_section(
         "replay_by_budget": {str(n): v for n, v in by.items()},
         "replay_rung_correlation": {str(e): c for e, c in corr.items()},
         "replay_grace_from_table": grace,
+        "replay_best_scheduler": best_scheduler(by),
         "replay_figure": str(figure(traj, table, work / "replay_regret.png")),
     }

@@ -107,8 +107,7 @@ def test_a_search_with_brackets_repeats_and_leaves_numpys_generator_alone(table,
 @pytest.mark.slow
 def test_asha_decisions_match_the_tune_replay(table, space, shared_ray, tmp_path):
     """One trial at a time (no timing in play): Ray Tune running the replay trainable through
-    the driver and the
-    simulation stop the same trials after the same epochs."""
+    the driver and the simulation stop the same trials after the same epochs."""
     change = {"sampler": "random", "scheduler": "asha", "seed": 5, "num_samples": 8,
               "concurrency": 1, "max_epochs": 32}  # fmt: skip
     _, simulated = _watched(table, space, **change)
