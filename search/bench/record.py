@@ -1,7 +1,7 @@
 """Record the curve table with one command: `python -m search.bench.record`.
 
     python -m search.bench.record                        # planted MOSI, the committed table
-    python -m search.bench.record --scale 0.1 --trials 256 --work runs/record/mosi-0.1
+    python -m search.bench.record --scale 0.5 --trials 256 --gpus-per-trial 0.25
 
 It runs the project's own search (`search.study.driver.run`, as `search/run.py`): the random
 sampler with seed 0, no scheduler (every trial to its full budget of 32 epochs under the usual
@@ -26,7 +26,7 @@ from atsuko.errors import ConfigError
 from search import layout
 from search.bench.curve_table import TABLE
 
-DEFAULTS = {"trials": 128, "epochs": 32, "scale": 0.02, "seed": 0, "concurrency": 2}
+DEFAULTS = {"trials": 128, "epochs": 32, "scale": 0.2, "seed": 0, "concurrency": 2}
 
 
 def parser() -> ArgumentParser:
@@ -37,7 +37,7 @@ def parser() -> ArgumentParser:
     )
     p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="configurations (128)")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="full budget (32)")
-    p.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="MOSI scale (0.02)")
+    p.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="MOSI scale (0.2)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="sampler seed (0)")
     p.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"], help="(2)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="(1)")
