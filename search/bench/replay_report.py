@@ -26,8 +26,7 @@ def replay_details(r: dict[str, Any]) -> list[str]:
         for name, v in methods.items():
             regrets = "  ".join(_q(q) for q in v["regret"].values())
             out.append(f"     {name:<24} {_q(v['speedup'])}  {regrets}  rank {v['mean_rank']:.2f}")
-    out.append(
-        f"   best TPE method at any time (lowest median regret over fractions and budgets): {r['replay_best_scheduler']}"
-    )
+    best = r["replay_best_scheduler"]
+    out.append(f"   best TPE method at any time (lowest median regret, all fractions): {best}")
     out.append(f"   figure: {r['replay_figure']}")
     return out
