@@ -186,7 +186,9 @@ def regret_curves(paths: list[list], table: dict[str, Any], budget: int, points:
     return grid, bands
 
 
-def figure(by_budget: dict[int, dict[str, list[list]]], table: dict, path: Path) -> Path:
+def figure(
+    by_budget: dict[int, dict[str, list[list]]], table: dict, path: Path, default: str = ""
+) -> Path:
     """Best-so-far regret against epochs, median and IQR band per method, one panel a budget."""
     import matplotlib
 
@@ -199,7 +201,8 @@ def figure(by_budget: dict[int, dict[str, list[list]]], table: dict, path: Path)
         for method, runs in paths.items():
             grid, bands = regret_curves(runs, table, n * max_t)
             low, mid, high = zip(*bands, strict=True)
-            (line,) = ax.plot(grid, mid, label=method)
+            label = f"{method} (default)" if method == default else method
+            (line,) = ax.plot(grid, mid, label=label, lw=2.5 if method == default else 1.2)
             ax.fill_between(grid, low, high, alpha=0.15, color=line.get_color())
         ax.set_title(f"budget {n} full trials ({n * max_t} epochs)")
         ax.set_xlabel("epochs spent")
@@ -245,5 +248,5 @@ def replay_section(
         "replay_rung_correlation": {str(e): c for e, c in corr.items()},
         "replay_grace_from_table": grace,
         "replay_best_scheduler": best_scheduler(by),
-        "replay_figure": str(figure(traj, table, work / "replay_regret.png")),
+        "replay_figure": str(figure(traj, table, work / "replay_regret.png", name)),
     }
