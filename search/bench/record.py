@@ -8,7 +8,9 @@ sampler with seed 0, no scheduler (every trial to its full budget of 32 epochs u
 patience rule), two trials at once, no final re-runs, on the planted synthetic MOSI task; then
 turns the finished search folder into the table (`search.bench.curve_table`). Rerunning the same
 command resumes an interrupted recording (Ctrl-C, a killed driver) and, once the search is
-done, only converts. Tune's progress table shows how far it has come.
+done, only converts; a flag that would change the recording (`--trials`, `--epochs`, `--scale`,
+`--seed`) on a folder that holds one is an error. Tune's progress table shows how far it has
+come.
 Tested in `tests/search/bench/test_replay.py`.
 """
 
@@ -56,6 +58,23 @@ def _check(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{name} {getattr(args, name)}: expected a positive integer")
     if not 0 < args.scale <= 1:
         raise ConfigError(f"--scale {args.scale}: expected a fraction in (0, 1]")
+
+
+RECORDED = {"trials": "num_samples", "epochs": "max_epochs", "scale": "scale", "seed": "seed"}
+
+
+def _check_same(args: argparse.Namespace, work: Path) -> None:
+    """A folder holds one recording: a flag that would change it is an error, not ignored."""
+    from search.settings import load
+
+    saved = load(work)
+    for flag, name in RECORDED.items():
+        if getattr(args, flag) != getattr(saved, name):
+            raise ConfigError(
+                f"{work} holds a recording with --{flag} {getattr(saved, name)}, not "
+                f"{getattr(args, flag)}: rerun with its flags to resume or convert it, or "
+                "record into another --work"
+            )
 
 
 def settings_for(args: argparse.Namespace, work: Path) -> Any:
@@ -135,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     from search.settings import load
     from search.study import driver
 
+    if (work / layout.SETTINGS).is_file():
+        _check_same(args, work)
     if (work / layout.SUMMARY).is_file():
         print(f"{work}: the recording is finished; converting it", flush=True)
     elif (work / layout.SETTINGS).is_file():

@@ -84,6 +84,11 @@ def test_recorded_random_search_replays_exactly(shared_ray, tmp_path):
     assert [t["params"] for t in replayed] == [t["params"] for t in table["trials"]]
     recorded = trial_order_best([t["scores"] for t in table["trials"]], meta["mode"])
     assert trial_order_best([t["scores"] for t in replayed], meta["mode"]) == recorded
+    before = table_path.read_bytes()
+    grown = [*command[:4], "5", *command[5:]]  # --trials 5 on the folder that holds 4
+    done = subprocess.run(grown, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--trials 4, not 5" in done.stderr
+    assert "Traceback" not in done.stderr and table_path.read_bytes() == before
     code = subprocess.run(
         [sys.executable, "-m", "search.bench.record", "--trials", "0"],
         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120,
