@@ -156,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if (work / layout.SETTINGS).is_file():
         _check_same(args, work)
-    if (work / layout.SUMMARY).is_file():
-        print(f"{work}: the recording is finished; converting it", flush=True)
-    elif (work / layout.SETTINGS).is_file():
-        print(f"{work}: resuming the recording", flush=True)
-        code = driver.run(load(work), resume=True)
-        if code != 0:
-            return code
+        if (work / layout.SUMMARY).is_file():
+            print(f"{work}: the recording is finished; converting it", flush=True)
+        else:
+            print(f"{work}: resuming the recording", flush=True)
+            code = driver.run(load(work), resume=True)
+            if code != 0:
+                return code
     else:
         code = driver.run(settings_for(args, work))
         if code != 0:
