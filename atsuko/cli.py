@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import math
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from atsuko.config import SEED_LIMIT
 from atsuko.errors import AtsukoError
 
 
@@ -14,9 +17,34 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors say what was wrong and exit 2 (argparse's own status)."""
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {message}\n")
+        # one line, like every other bad input; the usage is one --help away
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         raise SystemExit(2)
+
+
+def number(kind: type, ok: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind(text)` that passes `ok`, else 'expected ..., got ...'.
+
+    Every numeric flag of every command goes through one of these (NaN and infinities too)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, lambda v: v >= 1, "a positive integer")
+count = number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = number(float, lambda v: v > 0, "a positive number")
+fraction = number(float, lambda v: v >= 0, "a number >= 0")
+port = number(int, lambda v: 0 < v < 65536, "a port 1..65535")
+seed = number(int, lambda v: 0 <= v < SEED_LIMIT, f"a seed 0..{SEED_LIMIT - 1}")
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import math
 import os
 import tempfile
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,45 +288,59 @@ CHOICES = {
 }
 
 
+SEED_LIMIT = 2**32  # numpy's seeds: integers 0 <= seed < 2**32
+# each number's range as (test, what is expected); every number must also be finite (NaN and
+# infinities slip through `<` and `>` tests)
+POSITIVE = (lambda v: v > 0, "a positive value")
+NON_NEGATIVE = (lambda v: v >= 0, "a value >= 0")
+UNIT = (lambda v: 0 <= v < 1, "a value in [0, 1)")
+SEED = (lambda v: 0 <= v < SEED_LIMIT, f"a seed 0..{SEED_LIMIT - 1}")
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "data.scale": POSITIVE,
+    "data.synth_seed": SEED,
+    **dict.fromkeys(
+        ("model.hidden", "model.layers", "model.heads", "model.proj_kernel", "model.knn_k"),
+        POSITIVE,
+    ),
+    **dict.fromkeys(
+        ("model.num_bands", "model.expert_mult", "model.tau_band", "model.tau_mod", "model.tau_c"),
+        POSITIVE,
+    ),
+    "model.dropout": UNIT,
+    "model.c_ema": UNIT,
+    **dict.fromkeys(
+        ("model.lambda_mcm", "model.lambda_kd", "model.lambda_bi", "model.mcm_warmup_epochs"),
+        NON_NEGATIVE,
+    ),
+    "model.band_top_k": NON_NEGATIVE,
+    **dict.fromkeys(("train.lr", "train.batch_size", "train.epochs"), POSITIVE),
+    **dict.fromkeys(
+        ("train.weight_decay", "train.patience", "train.grad_clip", "train.threads"),
+        NON_NEGATIVE,
+    ),
+    "train.seed": SEED,
+}
+
+
 def validate(config: Config) -> Config:
-    """Range and choice checks that types alone do not catch."""
+    """Range and choice checks that types alone do not catch; every number must be finite."""
     for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(config, section), key)
         if value not in allowed:
             shown = ", ".join(str(a) for a in allowed if a is not None)
             raise ConfigError(f"{section}.{key}: expected one of {shown}, got {value!r}")
-    m, t = config.model, config.train
-    positive = {
-        "model.hidden": m.hidden,
-        "model.layers": m.layers,
-        "model.heads": m.heads,
-        "model.num_bands": m.num_bands,
-        "model.tau_band": m.tau_band,
-        "model.tau_mod": m.tau_mod,
-        "model.tau_c": m.tau_c,
-        "train.lr": t.lr,
-        "train.batch_size": t.batch_size,
-        "train.epochs": t.epochs,
-        "data.scale": config.data.scale,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key}: expected a positive value, got {value}")
+    for name, (holds, expected) in RANGES.items():
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        if not math.isfinite(value) or not holds(value):
+            raise ConfigError(f"{name}: expected {expected}, got {value}")
+    m = config.model
     if m.hidden % m.heads:
         raise ConfigError(f"model.hidden ({m.hidden}) must be divisible by model.heads ({m.heads})")
-    if not 0 <= m.dropout < 1:
-        raise ConfigError(f"model.dropout: expected a value in [0, 1), got {m.dropout}")
-    if not 0 <= m.c_ema < 1:
-        raise ConfigError(f"model.c_ema: expected a value in [0, 1), got {m.c_ema}")
-    if m.band_top_k < 0 or m.band_top_k > m.num_bands:
+    if m.band_top_k > m.num_bands:
         raise ConfigError(
             f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}"
         )
-    for key in ("lambda_mcm", "lambda_kd", "lambda_bi", "mcm_warmup_epochs"):
-        if getattr(m, key) < 0:
-            raise ConfigError(f"model.{key}: expected a non-negative value, got {getattr(m, key)}")
-    if config.data.path is None and not config.data.synthetic:
-        pass  # the loader decides: it looks in the default location and names it if missing
     return config
 
 

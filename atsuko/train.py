@@ -32,7 +32,8 @@ from atsuko.model.band_router import mean_band_weights
 
 
 class NonFiniteLoss(RuntimeError):
-    """A training loss became NaN or infinite: the run cannot go on."""
+    """Training diverged: a loss, or the validation score, became NaN or infinite (the
+    model's predictions are no longer numbers): the run cannot go on."""
 
 
 @dataclass
@@ -317,6 +318,10 @@ def fit(
             trainer.epoch += 1
             ev = trainer.evaluate("valid")
             value = ev.metrics[trainer.metric]
+            if not math.isfinite(value):  # never a best epoch: the run would end scored +-inf
+                raise NonFiniteLoss(
+                    f"non-finite validation {trainer.metric} ({value}) at epoch {trainer.epoch}"
+                )
             improved = trainer.better(value)
             if improved:
                 trainer.best_score, trainer.best_epoch = value, trainer.epoch
@@ -371,7 +376,7 @@ def result_json(result: FitResult) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from atsuko.cli import ArgumentParser
+    from atsuko.cli import ArgumentParser, positive_int, seed
 
     parser = ArgumentParser(
         prog="python -m atsuko.train",
@@ -386,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key"
     )
-    parser.add_argument("--epochs", type=int, help="maximum epochs")
-    parser.add_argument("--seed", type=int, help="seed for python, numpy and torch")
+    parser.add_argument("--epochs", type=positive_int, help="maximum epochs")
+    parser.add_argument("--seed", type=seed, help="seed for python, numpy and torch (0..2**32-1)")
     parser.add_argument(
         "--out", metavar="DIR", help="write config.yaml, results.json, best.pt, tb/"
     )

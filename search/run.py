@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: import the project, not this folder
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from atsuko.cli import ArgumentParser, run_cli  # noqa: E402
+from atsuko.cli import (  # noqa: E402
+    ArgumentParser,
+    count,
+    fraction,
+    number,
+    port,
+    positive_float,
+    positive_int,
+    run_cli,
+    seed,
+)
 from atsuko.config import DATASETS  # noqa: E402
 
 EPILOG = """\
@@ -41,28 +49,6 @@ monitoring: the Ray dashboard address (and where its access token is), the metri
 and the TensorBoard command are printed when the search starts. A local Ray listens on
 127.0.0.1 only. Ctrl-C stops cleanly and prints the --resume command.
 exit status: 0 done, 1 no trial completed, 2 bad input, 130 interrupted (resumable)."""
-
-
-def _number(kind: type, ok: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
-    """An argparse type: `kind(text)` that passes `ok`, else 'expected ..., got ...'."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value == float("inf") or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-count = _number(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _number(float, lambda v: v > 0, "a positive number")
-fraction = _number(float, lambda v: v >= 0, "a number >= 0")
-port = _number(int, lambda v: 0 < v < 65536, "a port 1..65535")
 
 
 def locations(text: str) -> list[str]:
@@ -183,7 +169,7 @@ def _search_flags(p: ArgumentParser) -> None:
     )
     search.add_argument(
         "--reduction-factor",
-        type=_number(int, lambda v: v >= 2, "an integer >= 2"),
+        type=number(int, lambda v: v >= 2, "an integer >= 2"),
         metavar="N",
         help="ASHA: each rung keeps the best 1/N of the trials that reach it (default 4)",
     )
@@ -195,7 +181,7 @@ def _search_flags(p: ArgumentParser) -> None:
     )
     search.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         metavar="N",
         help="sampler seed (default 0); trials train with the config's train.seed",
     )

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from atsuko.cli import ArgumentParser, run_cli
+from atsuko.cli import ArgumentParser, positive_float, run_cli, seed
 from atsuko.data import npz
 from atsuko.data.load import load
 from atsuko.data.registry import dataset_names, get_spec
@@ -37,8 +37,10 @@ def _parser() -> ArgumentParser:
     synth = commands.add_parser("synth", help="write a synthetic dataset in the real format")
     synth.add_argument("--dataset", choices=names, required=True)
     synth.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
-    synth.add_argument("--scale", type=float, default=1.0, help="fraction of the real row count")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--scale", type=positive_float, default=1.0, help="fraction of the real row count"
+    )
+    synth.add_argument("--seed", type=seed, default=0)
     variant = synth.add_mutually_exclusive_group()
     variant.add_argument("--aligned", dest="aligned", action="store_true", default=None)
     variant.add_argument("--unaligned", dest="aligned", action="store_false")
@@ -70,8 +72,6 @@ def _run(args: argparse.Namespace) -> int:
         print(describe(_load_quietly(args.path, args.dataset)))
     elif args.command == "synth":
         spec = get_spec(args.dataset)
-        if args.scale <= 0:
-            raise DataError(f"--scale must be positive, got {args.scale}")
         if args.aligned and "aligned" not in spec.variants:
             raise DataError(f"--aligned: {spec.name} comes unaligned only")
         aligned = args.aligned if args.aligned is not None else "aligned" in spec.variants

@@ -1,6 +1,8 @@
 """Config resolution: layered precedence, type checks, clear errors, lossless round trip."""
 
+import dataclasses
 import tempfile
+import typing
 from pathlib import Path
 
 import pytest
@@ -50,11 +52,42 @@ def test_ints_widen_to_floats_but_not_the_reverse():
         ({"band_top_k": 9}, "model.band_top_k"),
         ({"dropout": 1.0}, "model.dropout"),
         ({"use_sbr": "yes"}, "model.use_sbr .*expected bool"),
+        ({"scale": float("nan")}, "data.scale: expected a positive value, got nan"),
+        ({"lr": float("inf")}, "train.lr: expected a positive value, got inf"),
+        ({"tau_band": float("-inf")}, "model.tau_band: expected a positive value"),
+        ({"weight_decay": -1}, "train.weight_decay: expected a value >= 0, got -1"),
+        ({"grad_clip": float("nan")}, "train.grad_clip: expected a value >= 0"),
+        ({"lambda_kd": float("inf")}, "model.lambda_kd: expected a value >= 0"),
+        ({"dropout": float("nan")}, "model.dropout: expected a value in"),
+        ({"seed": -1}, "train.seed: expected a seed 0..4294967295, got -1"),
+        ({"seed": 2**32}, "train.seed: expected a seed"),
+        ({"synth_seed": -3}, "data.synth_seed: expected a seed"),
+        ({"patience": -1}, "train.patience"),
+        ({"threads": -2}, "train.threads"),
+        ({"proj_kernel": 0}, "model.proj_kernel"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         cfg.resolve(overrides=overrides)
+
+
+def test_every_number_of_the_config_has_a_range():
+    """A new numeric field cannot skip validation (NaN, infinities, sign, range)."""
+    numeric = {
+        f"{section}.{f.name}"
+        for section, kind in cfg.SECTIONS.items()
+        for f in dataclasses.fields(kind)
+        if typing.get_type_hints(kind)[f.name] in (int, float)
+    }
+    assert numeric == set(cfg.RANGES)
+
+
+def test_nan_from_a_config_file_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: .nan\n")
+    with pytest.raises(ConfigError, match="train.lr: expected a positive value, got nan"):
+        cfg.resolve(path)
 
 
 def test_bad_files(tmp_path):

@@ -110,6 +110,21 @@ def test_non_finite_loss_raises(data_and_config, monkeypatch):
         fit(c, data, log=None)
 
 
+def test_non_finite_validation_score_raises(data_and_config, monkeypatch):
+    """A finite loss but NaN predictions: an error like a NaN loss, never a run scored +-inf."""
+    import atsuko.train as train
+
+    c, data = data_and_config
+    original = train.score
+
+    def poisoned(name, pred, truth):
+        return {**original(name, pred, truth), "MAE": float("nan")}
+
+    monkeypatch.setattr(train, "score", poisoned)
+    with pytest.raises(NonFiniteLoss, match="non-finite validation MAE .nan. at epoch 1"):
+        fit(c, data, log=None)
+
+
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "atsuko.train", *args], capture_output=True, text=True, timeout=600
