@@ -344,6 +344,20 @@ def validate(config: Config) -> Config:
     return config
 
 
+SYNTHETIC_ONLY = ("scale", "synth_seed", "aligned", "cache_dir")  # data keys of the stand-in
+
+
+def check_pins(config: Config, pinned: dict[str, Any]) -> None:
+    """`--set` keys that the resolved run would ignore are refused: the generated stand-in's
+    own keys on a run that reads real data."""
+    for key in pinned:
+        if key.removeprefix("data.") in SYNTHETIC_ONLY and not config.data.synthetic:
+            raise ConfigError(
+                f"--set {key}: sets the generated stand-in data, but this run reads real "
+                "data; drop it, or add --synthetic"
+            )
+
+
 def from_dict(doc: dict[str, Any]) -> Config:
     """Rebuild a Config from `to_dict()` output (as written to results)."""
     return validate(apply_overrides(Config(), _flatten(doc, "config")))

@@ -399,12 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)
 
-    overrides = {**cfg.parse_set(args.set), **cfg.source_overrides(args.synthetic, args.data)}
+    pinned = cfg.parse_set(args.set)
+    overrides = {**pinned, **cfg.source_overrides(args.synthetic, args.data)}
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     if args.seed is not None:
         overrides["train.seed"] = args.seed
     config = cfg.resolve(args.config, overrides, dataset=args.dataset)
+    cfg.check_pins(config, pinned)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     dataset = load_from_config(config.data)
     log(

@@ -143,12 +143,8 @@ def _for_resume(ns: Any, given: dict[str, Any]) -> Settings:
 
 
 def check(s: Settings) -> None:
-    """Cross-flag checks that argparse cannot express."""
-    if s.max_epochs is not None and s.grace_period is not None and s.grace_period > s.max_epochs:
-        raise ConfigError(
-            f"--grace-period {s.grace_period} is above --max-epochs {s.max_epochs}: "
-            "ASHA's first rung must come before the last epoch"
-        )
+    """Cross-flag checks that argparse cannot express (those that need the resolved
+    configuration are in `base_config`)."""
     if s.concurrency is not None and s.concurrency > s.num_samples:
         s.concurrency = s.num_samples
     Storage(s.out)  # an --out URI that pyarrow cannot open ends here, before anything starts
@@ -161,6 +157,7 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     search's own settings (epochs, threads per trial, device, synthetic scale).
     """
     pinned = cfg.parse_set(s.sets)
+    _refuse_resource_pins(pinned)
     overrides = {**pinned, **cfg.source_overrides(s.synthetic, s.data)}
     if s.scale is not None and "scale" not in pinned and "data.scale" not in pinned:
         overrides["data.scale"] = s.scale
@@ -169,7 +166,38 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     overrides["train.threads"] = max(1, int(s.cpus_per_trial))
     overrides["train.device"] = "cuda" if s.gpus_per_trial > 0 else "cpu"
     config = cfg.resolve(s.config, overrides, dataset=s.dataset)
+    cfg.check_pins(config, pinned)
+    _check_grace(s, config.train.epochs)
     return config, pinned
+
+
+# config keys a search sets itself from each trial's resources, and the flags that set them
+RESOURCE_KEYS = {
+    "device": "--gpus-per-trial (a trial runs on cuda when it is above 0)",
+    "threads": "--cpus-per-trial (a trial's torch threads)",
+}
+
+
+def _refuse_resource_pins(pinned: dict[str, Any]) -> None:
+    """`--set device=...`/`threads=...` would be replaced by the per-trial resources: refused."""
+    for key in pinned:
+        name = key.removeprefix("train.")
+        if name in RESOURCE_KEYS:
+            raise ConfigError(
+                f"--set {key}: a search sets each trial's {name} from its resources; "
+                f"use {RESOURCE_KEYS[name]} instead"
+            )
+
+
+def _check_grace(s: Settings, epochs: int) -> None:
+    """ASHA's first rung must come before a trial's last epoch (the resolved `train.epochs`,
+    which `--max-epochs` sets)."""
+    if s.grace_period is not None and s.grace_period > epochs:
+        source = "--max-epochs" if s.max_epochs is not None else "the configuration's train.epochs"
+        raise ConfigError(
+            f"--grace-period {s.grace_period} is above the {epochs} epochs of a trial "
+            f"({source}): ASHA's first rung must come before the last epoch"
+        )
 
 
 def save(s: Settings, base: Config) -> None:

@@ -37,6 +37,10 @@ SEARCH_ONLY = (
 )
 
 
+# ASHA's own flags: they set nothing under --scheduler none
+ASHA_FLAGS = ("grace_period", "reduction_factor", "brackets")
+
+
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     """The flags among `names` that the command line gave."""
     return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) not in (None, False)]
@@ -62,6 +66,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--diagnostics-epochs sets the diagnostics' budget: add --diagnostics")
     if args.warm_start_k is not None and not args.warm_start:
         raise ConfigError("--warm-start-k sets how many configurations --warm-start takes: add it")
+    given = _given(args, ASHA_FLAGS)
+    if args.scheduler == "none" and given:
+        raise ConfigError(
+            f"{given[0]} sets ASHA, but --scheduler none runs every trial to its full budget; "
+            "drop one of them"
+        )
+    if args.final_seeds == 0 and args.final_top_k is not None:
+        raise ConfigError(
+            "--final-top-k picks among the final re-runs, but --final-seeds 0 skips them; "
+            "drop one of them"
+        )
     if args.sensitivity:
         given = _given(args, SEARCH_ONLY)
         if given:

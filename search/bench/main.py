@@ -386,11 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    sections = args.only or list(SECTIONS)
     if args.table:
+        if "efficiency" not in sections:  # the replay, its only reader, would not run
+            raise BenchError("--table feeds the efficiency section: add --only efficiency")
         if not Path(args.table).is_file():
             raise BenchError(f"--table {args.table}: no such file")
         plan = dataclasses.replace(plan, replay_table=args.table)
-    sections = args.only or list(SECTIONS)
     if args.work:
         work = Path(args.work).resolve()
         work.mkdir(parents=True, exist_ok=True)

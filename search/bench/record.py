@@ -9,8 +9,9 @@ patience rule), two trials at once, no final re-runs, on the planted synthetic M
 turns the finished search folder into the table (`search.bench.curve_table`). Rerunning the same
 command resumes an interrupted recording (Ctrl-C, a killed driver) and, once the search is
 done, only converts; a flag that would change the recording (`--trials`, `--epochs`, `--scale`,
-`--seed`) on a folder that holds one is an error. Tune's progress table shows how far it has
-come.
+`--seed`) on a folder that holds one is an error, and so is a `--concurrency`,
+`--cpus-per-trial` or `--gpus-per-trial` other than the recording's own (it resumes with them);
+`--address` is used to resume. Tune's progress table shows how far it has come.
 Tested in `tests/search/bench/test_replay.py`.
 """
 
@@ -23,12 +24,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atsuko.cli import ArgumentParser, run_cli
+from atsuko.cli import (
+    ArgumentParser,
+    fraction,
+    number,
+    positive_float,
+    positive_int,
+    run_cli,
+    seed,
+)
 from atsuko.errors import ConfigError
 from search import layout
 from search.bench.curve_table import TABLE
 
 DEFAULTS = {"trials": 128, "epochs": 32, "scale": 0.2, "seed": 0, "concurrency": 2}
+unit_scale = number(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 
 
 def parser() -> ArgumentParser:
@@ -37,13 +47,15 @@ def parser() -> ArgumentParser:
         description="Record real learning curves of Atsuko (random search, full budget) on "
         "the planted synthetic MOSI task and write the replay benchmark's curve table.",
     )
-    p.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="configurations (128)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="full budget (32)")
-    p.add_argument("--scale", type=float, default=DEFAULTS["scale"], help="MOSI scale (0.2)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="sampler seed (0)")
-    p.add_argument("--concurrency", type=int, default=DEFAULTS["concurrency"], help="(2)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="(1)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="(0)")
+    what = "configurations (128)"
+    p.add_argument("--trials", type=positive_int, default=DEFAULTS["trials"], help=what)
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"], help="budget (32)")
+    p.add_argument("--scale", type=unit_scale, default=DEFAULTS["scale"], help="MOSI scale (0.2)")
+    p.add_argument("--seed", type=seed, default=DEFAULTS["seed"], help="sampler seed (0)")
+    # where and how fast it runs: None when not given (a recording resumes with its own)
+    p.add_argument("--concurrency", type=positive_int, help="trials at once (2)")
+    p.add_argument("--cpus-per-trial", type=positive_float, help="(1)")
+    p.add_argument("--gpus-per-trial", type=fraction, help="(0)")
     p.add_argument(
         "--work", default=None, help="the search's --out (default runs/record/mosi-SCALE)"
     )
@@ -52,19 +64,13 @@ def parser() -> ArgumentParser:
     return p
 
 
-def _check(args: argparse.Namespace) -> None:
-    for name in ("trials", "epochs", "concurrency"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name} {getattr(args, name)}: expected a positive integer")
-    if not 0 < args.scale <= 1:
-        raise ConfigError(f"--scale {args.scale}: expected a fraction in (0, 1]")
-
-
 RECORDED = {"trials": "num_samples", "epochs": "max_epochs", "scale": "scale", "seed": "seed"}
+RUN_FLAGS = ("concurrency", "cpus_per_trial", "gpus_per_trial")  # saved with the recording
 
 
 def _check_same(args: argparse.Namespace, work: Path) -> None:
-    """A folder holds one recording: a flag that would change it is an error, not ignored."""
+    """A folder holds one recording: a flag that would change it is an error, not ignored;
+    so is a flag of how it runs that differs from the one it runs with."""
     from search.settings import load
 
     saved = load(work)
@@ -74,6 +80,14 @@ def _check_same(args: argparse.Namespace, work: Path) -> None:
                 f"{work} holds a recording with --{flag} {getattr(saved, name)}, not "
                 f"{getattr(args, flag)}: rerun with its flags to resume or convert it, or "
                 "record into another --work"
+            )
+    for name in RUN_FLAGS:
+        value = getattr(args, name)
+        if value is not None and value != getattr(saved, name):
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value}: {work} holds a recording that runs with "
+                f"{getattr(saved, name):g} (its saved settings); drop the flag, or record into "
+                "another --work"
             )
 
 
@@ -86,9 +100,9 @@ def settings_for(args: argparse.Namespace, work: Path) -> Any:
         scale=args.scale,
         num_samples=args.trials,
         max_epochs=args.epochs,
-        concurrency=args.concurrency,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
+        concurrency=args.concurrency or DEFAULTS["concurrency"],
+        cpus_per_trial=args.cpus_per_trial or 1.0,
+        gpus_per_trial=args.gpus_per_trial or 0.0,
         sampler="random",
         scheduler="none",
         seed=args.seed,
@@ -147,7 +161,6 @@ def convert(work: Path, table: Path, command: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    _check(args)
     work = Path(args.work or f"runs/record/mosi-{args.scale:g}")
     given = shlex.join(sys.argv[1:] if argv is None else argv)
     command = f"python -m search.bench.record {given}".strip()
@@ -158,9 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         _check_same(args, work)
         if (work / layout.SUMMARY).is_file():
             print(f"{work}: the recording is finished; converting it", flush=True)
+            if args.address:
+                print(f"note: --address {args.address} not used: nothing left to run", flush=True)
         else:
             print(f"{work}: resuming the recording", flush=True)
-            code = driver.run(load(work), resume=True)
+            saved = load(work)
+            saved.address = args.address or saved.address  # where it runs, as --resume allows
+            code = driver.run(saved, resume=True)
             if code != 0:
                 return code
     else:

@@ -72,10 +72,52 @@ def dashboard_warning(host: str) -> str | None:
     """What exposing the dashboard beyond loopback allows (None for loopback)."""
     if host in (LOOPBACK, "localhost", "::1"):
         return None
+    who = (
+        f"anyone who can reach that address and holds the access token ({token_location()})"
+        if token_auth()
+        else f"anyone who can reach that address (no token: {auth_off()})"
+    )
     return (
         f"warning: --dashboard-host {host} exposes the Ray dashboard and its Jobs API beyond "
-        "this machine: anyone who can reach that address and holds the access token "
-        f"({token_location()}) can run code here. Prefer an SSH tunnel to 127.0.0.1."
+        f"this machine: {who} can run code here. Prefer an SSH tunnel to 127.0.0.1."
+    )
+
+
+def token_auth() -> bool:
+    """Whether Ray asks for its access token: unless $RAY_AUTH_MODE says otherwise (Ray's own
+    rule; `start` sets it to token when joining a cluster with a token at hand)."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    return mode is None or mode.lower() == "token"
+
+
+def auth_off() -> str:
+    return f"RAY_AUTH_MODE={os.environ.get('RAY_AUTH_MODE')} turns token authentication off"
+
+
+def dashboard_access() -> str:
+    """What the console says about reaching the dashboard: where its token is, or that none
+    is asked for."""
+    if token_auth():
+        return f"access token: {token_location()}"
+    return f"no access token: {auth_off()}"
+
+
+DASHBOARD_FLAGS = ("dashboard_host", "dashboard_port", "metrics_port")
+
+
+def unused_dashboard_flags(settings: Any) -> str | None:
+    """The line naming dashboard flags given with --address: a joined cluster runs its own
+    dashboard and metrics (they only apply to a Ray started here)."""
+    given = [
+        f"--{k.replace('_', '-')} {getattr(settings, k)}"
+        for k in DASHBOARD_FLAGS
+        if getattr(settings, k) not in (None, LOOPBACK)
+    ]
+    if not settings.address or not given:
+        return None
+    return (
+        f"note: {', '.join(given)} not used: the cluster at --address {settings.address} "
+        "runs its own dashboard and metrics (these flags set those of a local Ray)"
     )
 
 
@@ -188,6 +230,9 @@ def _url(dashboard: str | None) -> str | None:
 def start_for(settings: Any) -> RaySession:
     """`start` with the flags of a search or a sweep (`search.settings.Settings`): the address
     of a cluster to join, the dashboard's host and port, the metrics port."""
+    note = unused_dashboard_flags(settings)
+    if note:
+        print(note, flush=True)
     return start(
         settings.address,
         dashboard_host=settings.dashboard_host,

@@ -155,8 +155,7 @@ def describe(session: ray_session.RaySession, tune_dir: Path | str, *more: str) 
     lines = ["", "Monitoring"]
     if session.dashboard_url:
         lines.append(
-            f"  Ray dashboard   {session.dashboard_url}  "
-            f"(access token: {ray_session.token_location()})"
+            f"  Ray dashboard   {session.dashboard_url}  ({ray_session.dashboard_access()})"
         )
     if session.metrics_port:
         host = session.node_ip if not session.started_local else ray_session.LOOPBACK

@@ -93,4 +93,4 @@ def test_recorded_random_search_replays_exactly(shared_ray, tmp_path):
         [sys.executable, "-m", "search.bench.record", "--trials", "0"],
         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert code.returncode == 2 and "--trials 0" in code.stderr
+    assert code.returncode == 2 and "--trials: expected a positive integer, got '0'" in code.stderr
