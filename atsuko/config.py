@@ -196,6 +196,14 @@ def _flatten(doc: dict[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Load a YAML mapping with safe_load; a missing or malformed file is a ConfigError."""
     path = Path(path)
@@ -204,7 +212,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -347,10 +355,14 @@ def validate(config: Config) -> Config:
 SYNTHETIC_ONLY = ("scale", "synth_seed", "aligned", "cache_dir")  # data keys of the stand-in
 
 
-def check_pins(config: Config, pinned: dict[str, Any]) -> None:
-    """`--set` keys that the resolved run would ignore are refused: the generated stand-in's
-    own keys on a run that reads real data."""
+def check_pins(config: Config, pinned: dict[str, Any], flags: dict[str, str] | None = None) -> None:
+    """`--set` keys that the resolved run would ignore are refused: a key that a given flag
+    also sets (`flags`: key -> the flag; the flag would win), and the generated stand-in's own
+    keys on a run that reads real data."""
     for key in pinned:
+        name = key.split(".")[-1]
+        if name in (flags or {}):
+            raise ConfigError(f"--set {key} and {flags[name]} both set {name}: give one of them")
         if key.removeprefix("data.") in SYNTHETIC_ONLY and not config.data.synthetic:
             raise ConfigError(
                 f"--set {key}: sets the generated stand-in data, but this run reads real "

@@ -406,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         overrides["train.seed"] = args.seed
     config = cfg.resolve(args.config, overrides, dataset=args.dataset)
-    cfg.check_pins(config, pinned)
+    given = {"epochs": args.epochs, "seed": args.seed, "dataset": args.dataset, "path": args.data}
+    flags = {k: f"--{'data' if k == 'path' else k}" for k, v in given.items() if v is not None}
+    cfg.check_pins(config, pinned, flags)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
     dataset = load_from_config(config.data)
     log(

@@ -166,7 +166,7 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     overrides["train.threads"] = max(1, int(s.cpus_per_trial))
     overrides["train.device"] = "cuda" if s.gpus_per_trial > 0 else "cpu"
     config = cfg.resolve(s.config, overrides, dataset=s.dataset)
-    cfg.check_pins(config, pinned)
+    cfg.check_pins(config, pinned, _flags_of_keys(s))
     _check_grace(s, config.train.epochs)
     return config, pinned
 
@@ -187,6 +187,14 @@ def _refuse_resource_pins(pinned: dict[str, Any]) -> None:
                 f"--set {key}: a search sets each trial's {name} from its resources; "
                 f"use {RESOURCE_KEYS[name]} instead"
             )
+
+
+def _flags_of_keys(s: Settings) -> dict[str, str]:
+    """The config keys that given flags of the search set (key -> flag)."""
+    flags = {"dataset": "--dataset", "path": "--data" if s.data else None}
+    if s.max_epochs is not None:
+        flags["epochs"] = "--max-epochs" + (" (or --smoke-test, which sets it)" * s.smoke_test)
+    return {k: v for k, v in flags.items() if v}
 
 
 def _check_grace(s: Settings, epochs: int) -> None:

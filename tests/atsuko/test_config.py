@@ -83,6 +83,14 @@ def test_every_number_of_the_config_has_a_range():
     assert numeric == set(cfg.RANGES)
 
 
+def test_bad_yaml_is_one_line_with_its_place(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train: [lr: 1\n")
+    with pytest.raises(ConfigError) as err:
+        cfg.read_yaml(path)
+    assert len(str(err.value).splitlines()) == 1 and "at line 2, column 1" in str(err.value)
+
+
 def test_nan_from_a_config_file_is_refused(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: .nan\n")
