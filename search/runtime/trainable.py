@@ -2,8 +2,9 @@
 
 Each epoch reports the validation metrics, the training loss terms and the router statistics,
 with a checkpoint (`Trainer.state_dict()`: model, optimiser, epoch, best state, RNG) so ASHA and
-failure retries resume from the last epoch. A NaN or infinite loss raises
-`atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason.
+failure retries resume from the last epoch. A NaN or infinite loss or validation score raises
+`atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason (never a trial
+complete with a score of +-inf).
 The dataset arrives once per node through the object store (`search.runtime.shared_data`).
 Tune reuses a trial's actor (its worker process) for the next trial, so each trial labels the
 worker's log lines with its own id when it starts.
