@@ -183,7 +183,7 @@ def _search_flags(p: ArgumentParser) -> None:
         "--seed",
         type=seed,
         metavar="N",
-        help="sampler seed (default 0); trials train with the config's train.seed",
+        help="sampler seed, 0..2**32-1 (default 0); trials train with the config's train.seed",
     )
     search.add_argument(
         "--final-seeds",
