@@ -18,16 +18,17 @@ from pathlib import Path
 import pytest
 from searchtest_util import FAST, REPO, RUN, rows, start, wait_for
 
+from cluster.local import LocalCluster
+
 pytestmark = pytest.mark.slow
 
 
 def test_a_worker_node_dying_mid_search_does_not_stop_it(tmp_path):
-    local = pytest.importorskip("cluster.local")
     state_dir = Path(tempfile.mkdtemp(prefix="ats-"))  # short: Ray's sockets live under it
     out = tmp_path / "out"
     log = tmp_path / "log.txt"
     try:
-        with local.LocalCluster(workers=2, cpus_per_node=1, head_cpus=0, state_dir=state_dir) as c:
+        with LocalCluster(workers=2, cpus_per_node=1, head_cpus=0, state_dir=state_dir) as c:
             proc = start(
                 *FAST,
                 "--scheduler",
@@ -80,7 +81,6 @@ def test_a_worker_node_dying_mid_search_does_not_stop_it(tmp_path):
 
 def test_a_search_submitted_as_a_ray_job_runs_to_the_end(tmp_path):
     """The cluster path of the README: the search as a Ray Job, `--address auto` inside it."""
-    local = pytest.importorskip("cluster.local")
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     state_dir = Path(tempfile.mkdtemp(prefix="atj-"))
@@ -88,7 +88,7 @@ def test_a_search_submitted_as_a_ray_job_runs_to_the_end(tmp_path):
     args = [*FAST, "--num-samples", "2", "--max-epochs", "1", "--final-seeds", "0"]
     command = " ".join([shlex.quote(sys.executable), str(RUN), *args, "--address", "auto"])
     try:
-        with local.LocalCluster(workers=1, cpus_per_node=1, state_dir=state_dir) as c:
+        with LocalCluster(workers=1, cpus_per_node=1, state_dir=state_dir) as c:
             jobs = JobSubmissionClient(c.dashboard_url, headers=c.headers())
             job = jobs.submit_job(
                 entrypoint=f"cd {shlex.quote(str(REPO))} && {command} --out {shlex.quote(str(out))}"
