@@ -42,8 +42,10 @@ CASES = {  # name: (dataset, {modality: (T, d)}, lengths: False constant, True s
 LABEL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "mosi" / "label.csv"
 
 
-def real_text_lengths(path: Path = LABEL_CSV) -> tuple[np.ndarray, str]:
-    """Token counts of real MOSI utterances (3..50) and where they came from."""
+def real_text_lengths(path: Path | None = None) -> tuple[np.ndarray, str]:
+    """Token counts of real MOSI utterances (3..50) and where they came from (`path` defaults
+    to `LABEL_CSV`, read at call time so that a test can point it elsewhere)."""
+    path = LABEL_CSV if path is None else path
     if path.is_file():
         import csv
 

@@ -64,6 +64,7 @@ def build_report(
     pedanova); `metric`: the metric of the sensitivity figures (default: per dataset, as run).
     """
     from search.analysis import importance as imp
+    from search.study.trials import load
 
     out = check_out(out)
     existing = read_json(out / layout.IMPORTANCE) or {}
@@ -71,13 +72,13 @@ def build_report(
     if method not in imp.METHODS:
         raise ConfigError(f"--importance {method}: expected one of {', '.join(imp.METHODS)}")
     summary = read_json(out / layout.SUMMARY)
-    trials = imp.load(out)
+    trials = load(out)
     analysis = None
     if trials is not None:
         analysis = imp.analyse(out, method)
         if analysis is not None:
             (out / layout.IMPORTANCE).write_text(
-                json.dumps(analysis, indent=2, default=imp._json_default) + "\n"
+                json.dumps(analysis, indent=2, default=imp.json_default) + "\n"
             )
     figs = Figures(out)
     sections = [

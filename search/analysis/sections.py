@@ -165,13 +165,13 @@ def importance_section(doc: dict | None, figs: Figures) -> Section:
 
 def _plan_from_curves(curves: list[dict[str, Any]]) -> dict[str, Any]:
     """A minimal plan when only curves.csv survived (kinds guessed from the values)."""
-    from search.analysis.importance import _scalar
+    from search.study.trials import scalar
 
     datasets = list(dict.fromkeys(r["dataset"] for r in curves))
     params, anchors = [], {ds: {} for ds in datasets}
     for name in dict.fromkeys(r["parameter"] for r in curves):
         rows = [r for r in curves if r["parameter"] == name]
-        values = list(dict.fromkeys(_scalar(r["value"]) for r in rows))
+        values = list(dict.fromkeys(scalar(r["value"]) for r in rows))
         numeric = all(isinstance(v, int | float) for v in values)
         kind = (
             ("int" if all(isinstance(v, int) for v in values) else "float")
@@ -184,7 +184,7 @@ def _plan_from_curves(curves: list[dict[str, Any]]) -> dict[str, Any]:
         params.append({"name": name, "kind": kind, "log": log, "values": values})
         for r in rows:
             if r["anchor"]:
-                anchors[r["dataset"]][name] = _scalar(r["value"])
+                anchors[r["dataset"]][name] = scalar(r["value"])
     seeds = sorted({r["seed"] for r in curves})
     return {
         "datasets": datasets,

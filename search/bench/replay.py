@@ -61,10 +61,10 @@ def replay_factory(table: dict[str, Any], time_scale: float = TIME_SCALE) -> Cal
     def make(data: Any, base: dict[str, Any], cpus: float, gpus: float) -> type:
         from ray import tune
 
-        from search.runtime.trainable import _trainable
+        from search.runtime.trainable import as_trainable
 
         fn = tune.with_parameters(replay_trial, table=table, time_scale=time_scale)
-        return _trainable(fn, base["data"]["dataset"], cpus, gpus)
+        return as_trainable(fn, base["data"]["dataset"], cpus, gpus)
 
     return make
 

@@ -130,11 +130,12 @@ def _actor_repr(self: Any) -> str:
     return f"atsuko_{self.dataset_name}"
 
 
-def _trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
+def as_trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
     """`fn` (with its parameters bound) as a Tune trainable class with resources; its actors
     show in the Ray dashboard as `atsuko_<name>` (the actor's repr), its trials as
     `<name>_<trial id>` (see `search.runtime.tuner.trial_name`), and leave without a
-    traceback when Ray ends them."""
+    traceback when Ray ends them. Every trainable is built here: the search's, the sweep's
+    and the benchmark's replay (`search.bench.replay`)."""
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
     wrapped = wrap_function(fn)
 
@@ -153,7 +154,7 @@ def make_trainable(data: SharedData, base: dict[str, Any], cpus: float, gpus: fl
     runs one trial after another), their log lines as `atsuko_<dataset>_<trial id>`.
     """
     fn = tune.with_parameters(train_trial, data=data, base=base, cpus=cpus)
-    return _trainable(fn, base["data"]["dataset"], cpus, gpus)
+    return as_trainable(fn, base["data"]["dataset"], cpus, gpus)
 
 
 def make_grid_trainable(
@@ -167,4 +168,4 @@ def make_grid_trainable(
     """The trainable class of a sweep: as `make_trainable`, for several datasets and labelled
     grid points (trials `sens_<trial id>`)."""
     fn = tune.with_parameters(point_trial, datasets=datasets, bases=bases, points=points, cpus=cpus)
-    return _trainable(fn, name, cpus, gpus)
+    return as_trainable(fn, name, cpus, gpus)

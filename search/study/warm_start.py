@@ -80,7 +80,7 @@ class WarmStart:
 
 def read_source(location: str) -> Source:
     """The COMPLETE trials of the search at `location`, best first by its own score."""
-    from search.analysis.importance import load
+    from search.study.trials import load
 
     store = Storage(location, flag=FLAG).fetch()
     where = store.location

@@ -85,25 +85,52 @@ def test_gpu_budget_and_split_choice_are_plain_arithmetic():
     assert dev.splits_to_move({"train": 5, "valid": 1}, budget=8) == ["valid"]
 
 
-def test_the_share_is_what_ray_assigned(monkeypatch):
-    monkeypatch.delitem(sys.modules, "ray", raising=False)
-    assert dev.assigned_gpu_share() == 1.0  # no Ray in this process
-
-    def context(resources):
-        return lambda: SimpleNamespace(get_assigned_resources=resources)
-
-    fake = SimpleNamespace(is_initialized=lambda: True, get_runtime_context=None)
+def fake_ray(monkeypatch, resources, initialized=True):
+    """A Ray whose worker was assigned `resources` (a callable, as the runtime context's)."""
+    context = SimpleNamespace(get_assigned_resources=resources)
+    fake = SimpleNamespace(is_initialized=lambda: initialized, get_runtime_context=lambda: context)
     monkeypatch.setitem(sys.modules, "ray", fake)
-    fake.get_runtime_context = context(lambda: {"CPU": 1.0, "GPU": 0.25})
-    assert dev.assigned_gpu_share() == 0.25
-    fake.get_runtime_context = context(lambda: {"CPU": 1.0})
+
+
+def driver_resources():
+    raise AssertionError("This method is only available when the process is a worker")
+
+
+@pytest.mark.parametrize(
+    "resources, initialized, share",
+    [
+        (lambda: {"CPU": 1.0, "GPU": 0.25}, True, 0.25),  # packed four to a GPU
+        (lambda: {"CPU": 1.0, "GPU": 2.0}, True, 1.0),  # two GPUs: the budget is per device
+        (lambda: {"CPU": 1.0, "GPU": 0.0}, True, 1.0),  # no GPU share: a CPU trial
+        (lambda: {"CPU": 1.0}, True, 1.0),
+        (driver_resources, True, 1.0),  # the driver: not a worker
+        (lambda: {"GPU": 0.25}, False, 1.0),  # Ray imported, never started
+    ],
+    ids=["quarter", "two-gpus", "zero-gpu", "cpu-only", "driver", "not-started"],
+)
+def test_the_share_is_what_ray_assigned_to_one_device(monkeypatch, resources, initialized, share):
+    fake_ray(monkeypatch, resources, initialized)
+    assert dev.assigned_gpu_share() == share
+
+
+def test_the_share_is_whole_without_ray(monkeypatch):
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
     assert dev.assigned_gpu_share() == 1.0
 
-    def driver():
-        raise AssertionError("This method is only available when the process is a worker")
 
-    fake.get_runtime_context = context(driver)
-    assert dev.assigned_gpu_share() == 1.0
+def test_a_trainer_budgets_its_gpu_data_by_the_share_ray_assigned(monkeypatch, small):
+    c, data = small
+    shares = []
+
+    def place(splits, device, share):
+        shares.append(share)
+        return dict(splits), []
+
+    monkeypatch.setattr(dev, "place_splits", place)
+    fake_ray(monkeypatch, lambda: {"CPU": 1.0, "GPU": 0.25})
+    Trainer(c, data)
+    Trainer(c, data, gpu_share=0.5)  # given explicitly, it wins
+    assert shares == [0.25, 0.5]
 
 
 @pytest.mark.slow

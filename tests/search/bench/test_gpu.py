@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from searchtest_util import wait_for
 
 import search.bench.gpu as bench_gpu
 from search.bench import main as bench
@@ -112,13 +113,20 @@ def test_trial_spans_from_a_search(tmp_path: Path) -> None:
     assert spans == [TrialSpan(10, 20, frozenset({1})), TrialSpan(12, 30, frozenset({0}))]
 
 
-def _fake_smi(folder: Path) -> None:
-    """An `nvidia-smi` that prints two GPUs: GPU 1 busy, GPU 0 idle."""
-    script = folder / "nvidia-smi"
+def _fake_smi(folder: Path) -> Path:
+    """An `nvidia-smi` that prints two GPUs (GPU 1 busy, GPU 0 idle) and counts its calls in
+    the file it returns (a line each, written as the call begins)."""
+    script, calls = folder / "nvidia-smi", folder / "smi_calls"
     script.write_text(
-        "#!/bin/sh\necho '0, GPU-0, 0, 10, 81559'\necho '1, GPU-1, 80, 2000, 81559'\n"
+        f"#!/bin/sh\necho call >> '{calls}'\n"
+        "echo '0, GPU-0, 0, 10, 81559'\necho '1, GPU-1, 80, 2000, 81559'\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return calls
+
+
+def _calls(calls: Path) -> int:
+    return len(calls.read_text().splitlines()) if calls.is_file() else 0
 
 
 def test_sampler_with_a_fake_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
@@ -126,7 +134,7 @@ def test_sampler_with_a_fake_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     before = time.time()
     with GpuSampler(every_s=0.05) as sampler:
-        time.sleep(0.4)
+        assert wait_for(lambda: len(sampler.samples) >= 4, 60)  # two calls, however slow
     assert {s.index for s in sampler.samples} == {0, 1}
     assert all(before <= s.t <= time.time() for s in sampler.samples)
 
@@ -134,9 +142,10 @@ def test_sampler_with_a_fake_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
 class _FakeGpuRunner(Runner):
     """Writes each search's outputs instead of running it: trials on GPU 1 during the run."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, smi_calls: Path):
         super().__init__(work)
         self.specs: list[dict] = []
+        self.smi_calls = smi_calls
 
     def synth(self, dataset, scale):
         return {}
@@ -148,7 +157,12 @@ class _FakeGpuRunner(Runner):
         s = spec["settings"]
         time.sleep(0.2)  # Ray's start: the GPU samples here fall outside the trials' windows
         start = time.time()
+        before = _calls(self.smi_calls)
         time.sleep(0.3)
+        # a sample inside the window on a machine of any speed: the sampler calls one at a time,
+        # so the second call begun after `before` began after `start` and, once a third has
+        # begun, has been stamped
+        assert wait_for(lambda: _calls(self.smi_calls) >= before + 3, 60)
         end = time.time()
         n = s["concurrency"]
         trials = [(f"t{i}", start + 0.01 * i, end, "1") for i in range(s["num_samples"])]
@@ -158,11 +172,11 @@ class _FakeGpuRunner(Runner):
 
 
 def test_gpu_section_packings_and_variable_lengths(tmp_path: Path, monkeypatch) -> None:
-    _fake_smi(tmp_path)
+    smi_calls = _fake_smi(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(bench_gpu, "cuda_device", lambda: "H200")
     monkeypatch.setattr(bench_gpu, "SAMPLE_EVERY_S", 0.03)
-    runner = _FakeGpuRunner(tmp_path / "work")
+    runner = _FakeGpuRunner(tmp_path / "work", smi_calls)
     runner.work.mkdir()
     out = bench_gpu.gpu_section(QUICK, runner)
     assert set(out["gpu_trials_per_hour"]) == {1, 2, 4, 8}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import optuna
@@ -161,35 +162,47 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(shared_ray, tmp_path):
     assert any(r["state"] in ("RUNNING", "PENDING") for r in rows(out / "trials.csv"))
 
 
-def test_time_budget_stops_on_time_with_everything_written(shared_ray, tmp_path):
-    out = tmp_path / "out"
-    began = time.monotonic()
-    done = run(
-        *FAST,
-        "--scheduler",
-        "none",
-        "--num-samples",
-        "40",
-        "--max-epochs",
-        "1",
-        "--time-budget",
-        "12",
-        "--final-seeds",
-        "0",
-        "--address",
-        shared_ray["address"],
-        "--out",
-        str(out),
-    )
-    took = time.monotonic() - began
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+BUDGET, AFTER_BUDGET = 12, 60  # seconds; stopping and writing take ~20 s on a busy machine
+
+
+def _exits_within_the_budget(proc, log) -> None:
+    """The driver exits within the budget's bound from the search's start (its monitoring
+    block: starting Python and joining Ray are not counted); else it is ended and the test
+    fails."""
+    try:
+        assert wait_for(lambda: "Monitoring" in log.read_text(), 300, proc), log.read_text()
+        proc.wait(timeout=BUDGET + AFTER_BUDGET)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {BUDGET + AFTER_BUDGET} s into a {BUDGET} s budget")
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+
+
+def test_time_budget_stops_the_search_with_everything_written(shared_ray, tmp_path):
+    """However many trials this machine finishes in the budget (none, on a busy one): the
+    search stops soon after it, every trial is COMPLETE or STOPPED in trials.csv and study.db,
+    and there is a best configuration (exit 0) exactly when some trial completed (else exit 1,
+    saying so)."""
+    out, log = tmp_path / "out", tmp_path / "log.txt"
+    args = ["--scheduler", "none", "--num-samples", "40", "--max-epochs", "1"]
+    args += ["--time-budget", str(BUDGET), "--final-seeds", "0"]
+    proc = start(*FAST, *args, "--address", shared_ray["address"], "--out", str(out), log=log)
+    _exits_within_the_budget(proc, log)
+    text = log.read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["ended"] == "time budget"
+    assert summary["ended"] == "time budget", text[-3000:]
     table = rows(out / "trials.csv")
-    assert 0 < len(table) < 40
-    assert summary["trials"]["total"] == len(table)
-    assert (out / "best_config.yaml").is_file() and (out / "study.db").is_file()
-    assert took < 12 + 90, f"took {took:.0f} s for a 12 s budget"
+    assert 0 < len(table) < 40 and summary["trials"]["total"] == len(table)
+    states = {r["trial_id"]: r["state"] for r in table}
+    assert set(states.values()) <= {"COMPLETE", "STOPPED"}, table
+    optuna_states = {t: "COMPLETE" if s == "COMPLETE" else "PRUNED" for t, s in states.items()}
+    assert _study_states(out) == optuna_states
+    completed = "COMPLETE" in states.values()
+    assert proc.returncode == (0 if completed else 1), text[-3000:]
+    assert (out / "best_config.yaml").is_file() == completed
+    assert completed or "No trial ran to completion" in text
+    assert "Traceback" not in text
 
 
 @pytest.mark.parametrize(

@@ -201,8 +201,9 @@ def test_warm_start_k_alone_and_with_a_sweep_are_refused(tmp_path):
 
 
 def test_the_report_history_draws_and_names_warm_started_trials(tmp_path, tiny):
-    from search.analysis.importance import history, load
+    from search.analysis.importance import history
     from search.report import build_report
+    from search.study.trials import load
 
     out = write_search(tmp_path / "warm")
     records = make_records(12)
