@@ -146,7 +146,10 @@ def check(s: Settings) -> None:
     """Cross-flag checks that argparse cannot express (those that need the resolved
     configuration are in `base_config`)."""
     if s.concurrency is not None and s.concurrency > s.num_samples:
-        s.concurrency = s.num_samples
+        raise ConfigError(
+            f"--concurrency {s.concurrency}: at most --num-samples ({s.num_samples}) trials can "
+            "run at once; lower it or raise --num-samples"
+        )
     Storage(s.out)  # an --out URI that pyarrow cannot open ends here, before anything starts
 
 

@@ -61,6 +61,8 @@ ROWS = [
      "--grace-period"),
     ("brackets, no asha", "search", [*SYNTH, "--scheduler", "none", "--brackets", "2"],
      "--brackets"),
+    ("concurrency above the trials", "search",
+     [*SYNTH, "--num-samples", "2", "--concurrency", "3"], "--concurrency 3"),
     ("top-k, no final seeds", "search", [*SYNTH, "--final-seeds", "0", "--final-top-k", "2"],
      "--final-top-k"),
     ("grace above the config's epochs", "search",
