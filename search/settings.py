@@ -169,6 +169,7 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     overrides["train.threads"] = max(1, int(s.cpus_per_trial))
     overrides["train.device"] = "cuda" if s.gpus_per_trial > 0 else "cpu"
     config = cfg.resolve(s.config, overrides, dataset=s.dataset)
+    _name_replaced_resources(s.config, overrides)
     cfg.check_pins(config, pinned, _flags_of_keys(s))
     _check_grace(s, config.train.epochs)
     return config, pinned
@@ -189,6 +190,22 @@ def _refuse_resource_pins(pinned: dict[str, Any]) -> None:
             raise ConfigError(
                 f"--set {key}: a search sets each trial's {name} from its resources; "
                 f"use {RESOURCE_KEYS[name]} instead"
+            )
+
+
+def _name_replaced_resources(config_file: str | None, overrides: dict[str, Any]) -> None:
+    """A `--config` file's device/threads cannot apply to a trial (its resources set them): said
+    in one line where the file asks for something else (`auto` asks for nothing)."""
+    if not config_file:
+        return
+    train = cfg.read_yaml(config_file).get("train") or {}
+    for name, flag in RESOURCE_KEYS.items():
+        asked, used = train.get(name), overrides[f"train.{name}"]
+        if asked is not None and asked not in ("auto", used):
+            print(
+                f"note: {config_file}: train.{name} {asked} is replaced by each trial's "
+                f"{used}, from {flag}",
+                flush=True,
             )
 
 

@@ -108,6 +108,23 @@ def test_smoke_test_fills_a_tiny_budget_and_explicit_flags_win():
     assert settings_mod.base_config(s)[0].train.device == "cuda"
 
 
+def test_a_config_files_device_and_threads_replaced_by_the_trials_are_named(capsys, tmp_path):
+    asks = tmp_path / "asks.yaml"
+    asks.write_text("train:\n  device: cuda\n  threads: 4\n")
+    s = settings_mod.from_args(cli.parser().parse_args(OK + ["--config", str(asks)]))
+    base, _ = settings_mod.base_config(s)
+    out = capsys.readouterr().out
+    assert base.train.device == "cpu" and base.train.threads == 1
+    assert "train.device cuda is replaced by each trial's cpu, from --gpus-per-trial" in out
+    assert "train.threads 4 is replaced by each trial's 1, from --cpus-per-trial" in out
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("train:\n  device: auto\n  threads: 1\n")
+    settings_mod.base_config(
+        settings_mod.from_args(cli.parser().parse_args(OK + ["--config", str(auto)]))
+    )
+    assert "replaced" not in capsys.readouterr().out
+
+
 def test_top_k_and_asha_flags_reach_the_settings():
     argv = OK + ["--final-top-k", "5", "--reduction-factor", "3", "--brackets", "2"]
     s = settings_mod.from_args(cli.parser().parse_args(argv))
