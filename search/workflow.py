@@ -146,6 +146,11 @@ def sweep(args: argparse.Namespace, names: list[str]) -> int:
     out = args.out or str(Path("runs") / layout.SENS_DIR / f"{'-'.join(names)}-{stamp}")
     if Storage(out).remote:
         raise ConfigError(f"--out {out}: a sensitivity sweep writes to a folder (local or shared)")
+    if args.importance and not (Path(out) / layout.TRIALS).is_file():
+        raise ConfigError(
+            f"--importance ranks a search's parameters, but --out {out} holds no search "
+            f"({layout.TRIALS}); drop it, or sweep into a search's --out"
+        )
     params = [p.strip() for p in args.sensitivity.split(",") if p.strip()]
     base = argparse.Namespace(**{**vars(args), "dataset": names[0], "out": out})
     resolved = settings.from_args(base)

@@ -70,6 +70,8 @@ ROWS = [
     ("search set device", "search", [*SYNTH, "--set", "device=cuda"], "--gpus-per-trial"),
     ("search set threads", "search", [*SYNTH, "--set", "train.threads=8"], "--cpus-per-trial"),
     ("sweep set device", "sweep", [*SYNTH, "--set", "train.device=cpu"], "--gpus-per-trial"),
+    ("sweep importance, no search", "sweep", [*SYNTH, "--importance", "fanova"],
+     "--importance"),
     ("sweep search seed", "sweep", [*SYNTH, "--seed", "3"], "--seed"),
     ("train stand-in key on real data", "train", ["--data", "{wrong_shape}", "--set", "scale=.5"],
      "--set scale"),
