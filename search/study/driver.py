@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, default_grace, load_base, save
 from search.study import export
-from search.study.epoch_budget import epoch_budget
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
@@ -246,7 +244,8 @@ def search_tuner(
     stop: Any = None,
 ) -> Any:
     """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
-    epoch budget)."""
+    epoch and time budgets of `search.study.budget`, which count once across --resume and
+    which the driver reads after the run)."""
     searcher, scheduler = search_algorithms(settings, space, metric_mode, max_epochs, seeds)
     return tuner.build_tuner(
         trainable,
@@ -260,7 +259,6 @@ def search_tuner(
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=settings.num_samples,
-        time_budget=settings.time_budget,
         callbacks=callbacks,
         per_trial=(settings.cpus_per_trial, settings.gpus_per_trial),
         stop=stop,
@@ -341,7 +339,9 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
     trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
-    stopper = epoch_budget(settings.epoch_budget) if settings.epoch_budget else None
+    from search.study import budget
+
+    stopper = budget.start(settings.epoch_budget, settings.time_budget)  # before a restore
     if job.resume:
         runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:
@@ -362,17 +362,13 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             callbacks=callbacks,
             seeds=job.warm.pairs() if job.warm else [],
         )
-    start = time.time()
     try:
         results = runner.fit()
     except KeyboardInterrupt:
         _say(f"\nInterrupted. Resume with: python search/run.py --resume {store.location}")
         return 130
-    elapsed = time.time() - start
-    budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
-    epochs_hit = stopper is not None and stopper.stop_all()
-    ended = "time budget" if budget_hit else "epoch budget" if epochs_hit else "complete"
-    budget_hit = budget_hit or epochs_hit
+    spent = budget.ended()  # what the stopper in use counted, earlier runs included
+    ended, budget_hit = spent or "complete", spent is not None
     records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
     write_csv(records, out / layout.TRIALS, space.names)
     mirror.sync(records)
