@@ -406,9 +406,12 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         cpus=settings.cpus_per_trial,
         gpus=settings.gpus_per_trial,
     )
-    best = choice.winner.record if choice.winner else None
+    trial = choice.best_trial
+    best = trial.record if trial else None  # the best trial (shown even where the default won)
     best_config = None
-    if best is not None:
+    if choice.default_chosen:  # the search found nothing better: the default is the result
+        best_config = export.write_config(job.base, out / layout.BEST_CONFIG)
+    elif best is not None:
         best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
     doc = export.summary(
         dataset=job.name,
