@@ -204,10 +204,9 @@ def search_algorithms(
     seeds: list[tuple[dict[str, Any], str]] = (),
 ) -> tuple[Any, Any]:
     """The searcher (OptunaSearch with the seeded sampler; `seeds` first) and the scheduler
-    (ASHA, or None for FIFO) of a search: what the Tuner runs, and what the benchmark's
-    simulated replay drives directly."""
-    from ray.tune.schedulers import ASHAScheduler
-
+    (ASHA that a --resume restores, `search.study.asha`, or None for FIFO) of a search: what
+    the Tuner runs, and what the benchmark's simulated replay drives directly."""
+    from search.study.asha import ResumableASHA
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
 
     searcher = PrunedAwareOptunaSearch(
@@ -220,7 +219,8 @@ def search_algorithms(
     scheduler = None  # FIFO
     if settings.scheduler == "asha":
         grace = settings.grace_period or default_grace(max_epochs)
-        scheduler = ASHAScheduler(
+        scheduler = ResumableASHA(
+            seed=settings.seed,
             time_attr="epoch",
             max_t=max_epochs,
             grace_period=min(grace, max_epochs),
