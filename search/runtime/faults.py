@@ -4,13 +4,14 @@
 
 The hook:
 
-`ATSUKO_INJECT_FAILURE="final_run:1112,score_test:mosi|anchor|*"` makes the seed re-run with
-seed 1112 and the test scoring of the sweep's MOSI anchor points raise `InjectedFailure` inside
-the Ray task (comma-separated `kind:key` patterns, `fnmatch` wildcards; the variable reaches the
-tasks of a local Ray through the driver's environment). `worker_exit:*lr=0.003*` ends the worker
-process of a trial whose parameters match, as a lost node or a killed worker would
-(`maybe_exit`; the key is the trial's `name=value` parameters, sorted, comma-separated). Unset,
-as in every real run, it does nothing. Tested in `tests/search/runtime/test_faults.py` and
+`ATSUKO_INJECT_FAILURE="final_run:1112,score_test:mosi|anchor|*"` makes the seed re-runs with
+seed 1112 (the top trials' and the default configuration's) and the test scoring of the sweep's
+MOSI anchor points raise `InjectedFailure` inside the Ray task (comma-separated `kind:key`
+patterns, `fnmatch` wildcards; the variable reaches the tasks of a local Ray through the
+driver's environment). `worker_exit:*lr=0.003*` ends the worker process of a trial whose
+parameters match, as a lost node or a killed worker would (`maybe_exit`; the key is the
+trial's `name=value` parameters, sorted, comma-separated). Unset, as in every real run, it
+does nothing. Tested in `tests/search/runtime/test_faults.py` and
 `tests/search/study/test_rerun_failures.py`.
 """
 
