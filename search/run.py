@@ -129,8 +129,9 @@ def _budget_flags(p: ArgumentParser) -> None:
         "--time-budget",
         type=positive_float,
         metavar="SECONDS",
-        help="stop the search after this long (per run); finished work is kept, "
-        "unfinished trials are STOPPED, and the outputs are written",
+        help="stop the search after this long (a search counts it once across --resume; "
+        "a sweep, per run); finished work is kept, unfinished trials are STOPPED, and the "
+        "outputs are written",
     )
     budget.add_argument(
         "--epoch-budget",

@@ -16,6 +16,13 @@ from search.analysis.page import Figures, Section, pm
 def best_section(out: Path, summary: dict | None) -> Section:
     s = Section("Best configuration")
     best = (summary or {}).get("best_trial")
+    if ((summary or {}).get("choice") or {}).get("default_chosen"):
+        s.note(
+            "The search found nothing better than the default configuration: it had the best "
+            f"mean validation score over seeds {summary['choice']['seeds']}, so "
+            "best_config.yaml is the default configuration. The search's best trial, for "
+            "reference:"
+        )
     if best:
         s.text(
             f"Trial {best['trial_id']}: validation {summary['select']['metric']} "
@@ -33,30 +40,42 @@ def best_section(out: Path, summary: dict | None) -> Section:
 
 
 def _choice(s: Section, summary: dict) -> None:
-    """How the winner was chosen among the top trials, and the winner against the default."""
+    """How the winner was chosen among the top trials and the default, and the winner against
+    the default, each on the seeds every side finished."""
     metric = summary["select"]["metric"]
     cands = summary.get("candidates") or []
+    seeds = (summary.get("choice") or {}).get("seeds")
     if len(cands) > 1:
+        over = f"over the seeds all of them finished, {seeds}" if seeds else "over its own seeds"
         s.text(
-            f"The winner is the best of the {len(cands)} best trials by mean validation "
-            f"{metric} over the same seeds (only the winner was scored on test):"
+            f"The winner is the best of the best trials and the default configuration by mean "
+            f"validation {metric} {over} (only the winner was scored on test):"
         )
         s.table(
-            ["trial", f"search's valid {metric}", f"mean valid {metric} over seeds", "chosen"],
+            ["candidate", f"search's valid {metric}", f"mean valid {metric} over seeds", "chosen"],
             [
-                [c["trial_id"], f"{c['search_score']:.4f}", pm(c["valid"].get(metric)), c["chosen"]]
+                [
+                    c["trial_id"],
+                    "-" if c["search_score"] is None else f"{c['search_score']:.4f}",
+                    pm(c["valid"].get(metric)),
+                    c["chosen"],
+                ]
                 for c in cands
             ],
         )
     default = summary.get("default") or {}
+    for r in [r for r in default.get("runs") or [] if "error" in r]:
+        s.note(f"the default configuration's run with seed {r.get('seed')} failed: {r['error']}")
     vs = summary.get("versus_default")
     if not vs:
+        if default.get("runs") and not (summary.get("choice") or {}).get("default_chosen"):
+            s.note("Winner against the default configuration: no seed on which both finished.")
         return
-    final = summary["final"]
-    metrics = sorted(set(final.get("valid") or {}) & set(default.get("valid") or {}))
+    stats = vs["stats"]
+    metrics = sorted(set(stats["winner"]["valid"]) & set(stats["default"]["valid"]))
     s.text(
         f"Winner against the default configuration (the base configuration every trial started "
-        f"from), same seeds {default.get('seeds')}: on {metric}, the winner is "
+        f"from), on the seeds both finished, {vs['seeds']}: on {metric}, the winner is "
         f"{'better' if vs['valid']['winner_better'] else 'not better'} on validation and "
         f"{'better' if vs['test']['winner_better'] else 'not better'} on test."
     )
@@ -65,10 +84,10 @@ def _choice(s: Section, summary: dict) -> None:
         [
             [
                 m,
-                pm(final["valid"].get(m)),
-                pm(default["valid"].get(m)),
-                pm((final.get("test") or {}).get(m)),
-                pm((default.get("test") or {}).get(m)),
+                pm(stats["winner"]["valid"].get(m)),
+                pm(stats["default"]["valid"].get(m)),
+                pm(stats["winner"]["test"].get(m)),
+                pm(stats["default"]["test"].get(m)),
             ]
             for m in metrics
         ],

@@ -9,8 +9,9 @@ the Tuner would run, built by `search.study.driver.search_algorithms` (the seede
 running trial's next epoch ends at its start plus its recorded epoch seconds, at most
 `concurrency` trials run at once, a freed slot takes the next suggestion, and the epoch budget
 stops everything as `--epoch-budget` does. Events happen in the order live training would give
-them; nothing sleeps. Tune's Hyperband-style bracket draw uses numpy's global generator: seeded
-with the search's seed for the search, and restored after it.
+them; nothing sleeps. ASHA's Hyperband-style bracket of a trial is drawn from its id and the
+search's seed (`search.study.asha`); Ray's own draw, which that replaces, still takes a number
+from numpy's global generator: seeded with the search's seed for the search, restored after it.
 Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
 """
 
@@ -87,7 +88,7 @@ def simulate(
     `num_samples` trials are spent."""
     if scheduler is not None:
         scheduler.set_search_properties(METRIC, table["meta"]["mode"])
-    saved = np.random.get_state()  # ASHA draws brackets from numpy's global generator:
+    saved = np.random.get_state()  # Ray's ASHA takes numbers from numpy's global generator:
     np.random.seed(seed)  # seeded for the search, restored for whatever runs after it
     try:
         return _run(table, searcher, scheduler, num_samples, budget, concurrency)

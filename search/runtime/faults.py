@@ -4,11 +4,14 @@
 
 The hook:
 
-`ATSUKO_INJECT_FAILURE="final_run:1112,score_test:mosi|anchor|*"` makes the seed re-run with
-seed 1112 and the test scoring of the sweep's MOSI anchor points raise `InjectedFailure` inside
-the Ray task (comma-separated `kind:key` patterns, `fnmatch` wildcards; the variable reaches the
-tasks of a local Ray through the driver's environment). Unset, as in every real run, it does
-nothing. Tested in `tests/search/runtime/test_faults.py` and
+`ATSUKO_INJECT_FAILURE="final_run:1112,score_test:mosi|anchor|*"` makes the seed re-runs with
+seed 1112 (the top trials' and the default configuration's) and the test scoring of the sweep's
+MOSI anchor points raise `InjectedFailure` inside the Ray task (comma-separated `kind:key`
+patterns, `fnmatch` wildcards; the variable reaches the tasks of a local Ray through the
+driver's environment). `worker_exit:*lr=0.003*` ends the worker process of a trial whose
+parameters match, as a lost node or a killed worker would (`maybe_exit`; the key is the
+trial's `name=value` parameters, sorted, comma-separated). Unset, as in every real run, it
+does nothing. Tested in `tests/search/runtime/test_faults.py` and
 `tests/search/study/test_rerun_failures.py`.
 """
 
@@ -25,11 +28,22 @@ class InjectedFailure(RuntimeError):
     """Raised where `ATSUKO_INJECT_FAILURE` names the task (tests only)."""
 
 
+def _named(kind: str, key: object) -> bool:
+    patterns = [item.strip() for item in os.environ.get(ENV, "").split(",") if item.strip()]
+    return any(fnmatch.fnmatchcase(f"{kind}:{key}", p) for p in patterns)
+
+
 def maybe_fail(kind: str, key: object) -> None:
     """Raise `InjectedFailure` when `kind:key` matches a pattern listed in the variable."""
-    patterns = [item.strip() for item in os.environ.get(ENV, "").split(",") if item.strip()]
-    if any(fnmatch.fnmatchcase(f"{kind}:{key}", p) for p in patterns):
+    if _named(kind, key):
         raise InjectedFailure(f"injected failure of {kind} {key} ({ENV})")
+
+
+def maybe_exit(params: dict[str, Any]) -> None:
+    """End this process at once, with no exception to report (a lost worker), when
+    `worker_exit:<params>` matches a pattern listed in the variable."""
+    if _named("worker_exit", ",".join(f"{k}={v}" for k, v in sorted(params.items()))):
+        os._exit(1)
 
 
 def task_error(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from search.runtime import trial_metrics
+from search.runtime.faults import maybe_exit
 from search.runtime.records import FINAL, METRIC, WARM_START
 from search.runtime.worker_exit import exit_outside_callbacks
 
@@ -64,6 +65,7 @@ def train_trial(
     torch.set_num_threads(max(1, int(cpus)))  # this trial's CPU share
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # per-epoch noise
     params = {k: v for k, v in config.items() if k != WARM_START}  # a seeded trial's origin
+    maybe_exit(params)  # the test hook of a lost worker (search.runtime.faults)
     run_config = from_dict(base).replace(**params)
     name = run_config.data.dataset
     trial_id = tune.get_context().get_trial_id()

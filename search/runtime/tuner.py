@@ -8,6 +8,7 @@ results through `collect`, and print the same monitoring block.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,18 @@ def build_tuner(
 
 
 def restore(path: str, trainable: type) -> Any:
-    """The Tuner of an interrupted experiment: unfinished and errored trials run on."""
+    """The Tuner of an interrupted experiment: unfinished trials run on, and errored ones whose
+    worker or node was lost (`search.runtime.errored`); those that failed by themselves (a NaN
+    loss) stay ERROR with their reason."""
     from ray import tune
 
+    from search.runtime import errored
+
+    requeued = errored.requeue_lost(path)
+    if requeued:
+        _say(errored.describe(requeued))
     return tune.Tuner.restore(
-        path, trainable=trainable, resume_unfinished=True, resume_errored=True
+        path, trainable=trainable, resume_unfinished=True, resume_errored=False
     )
 
 
@@ -117,6 +125,21 @@ def _progress_scores(result: Any) -> dict[int, float]:
     return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
 
 
+def _config(result: Any) -> dict[str, Any]:
+    """The trial's parameters: from its last result, else from the `params.json` Tune wrote in
+    its folder (a restored trial that errored before its first result has no config in it)."""
+    if result.config:
+        return result.config
+    fs = getattr(result, "filesystem", None)
+    try:
+        if fs is None:
+            return json.loads((Path(result.path) / "params.json").read_text())
+        with fs.open_input_stream(f"{result.path}/params.json") as f:
+            return json.loads(f.readall())
+    except (OSError, ValueError):
+        return {}
+
+
 def collect(
     results: Any, dataset: str, finished: bool, max_epochs: int | None
 ) -> list[TrialRecord]:
@@ -139,7 +162,7 @@ def collect(
             status = "STOPPED" if finished and last else "RUNNING"
         error = str(result.error) if result.error is not None else ""
         record = build(
-            trial_id, result.config or {}, last, status=status, error=error, path=result.path
+            trial_id, _config(result), last, status=status, error=error, path=result.path
         )
         if not Path(result.path).is_dir():
             record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))

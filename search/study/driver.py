@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
 from search.settings import Settings, base_config, default_grace, load_base, save
 from search.study import export
-from search.study.epoch_budget import epoch_budget
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
 from search.study.study_mirror import StudyMirror, study_name
@@ -206,10 +204,9 @@ def search_algorithms(
     seeds: list[tuple[dict[str, Any], str]] = (),
 ) -> tuple[Any, Any]:
     """The searcher (OptunaSearch with the seeded sampler; `seeds` first) and the scheduler
-    (ASHA, or None for FIFO) of a search: what the Tuner runs, and what the benchmark's
-    simulated replay drives directly."""
-    from ray.tune.schedulers import ASHAScheduler
-
+    (ASHA that a --resume restores, `search.study.asha`, or None for FIFO) of a search: what
+    the Tuner runs, and what the benchmark's simulated replay drives directly."""
+    from search.study.asha import ResumableASHA
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
 
     searcher = PrunedAwareOptunaSearch(
@@ -222,7 +219,8 @@ def search_algorithms(
     scheduler = None  # FIFO
     if settings.scheduler == "asha":
         grace = settings.grace_period or default_grace(max_epochs)
-        scheduler = ASHAScheduler(
+        scheduler = ResumableASHA(
+            seed=settings.seed,
             time_attr="epoch",
             max_t=max_epochs,
             grace_period=min(grace, max_epochs),
@@ -246,7 +244,8 @@ def search_tuner(
     stop: Any = None,
 ) -> Any:
     """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
-    epoch budget)."""
+    epoch and time budgets of `search.study.budget`, which count once across --resume and
+    which the driver reads after the run)."""
     searcher, scheduler = search_algorithms(settings, space, metric_mode, max_epochs, seeds)
     return tuner.build_tuner(
         trainable,
@@ -260,7 +259,6 @@ def search_tuner(
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=settings.num_samples,
-        time_budget=settings.time_budget,
         callbacks=callbacks,
         per_trial=(settings.cpus_per_trial, settings.gpus_per_trial),
         stop=stop,
@@ -341,7 +339,9 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
     trainable = (make or make_trainable)(
         data, job.base.to_dict(), settings.cpus_per_trial, settings.gpus_per_trial
     )
-    stopper = epoch_budget(settings.epoch_budget) if settings.epoch_budget else None
+    from search.study import budget
+
+    stopper = budget.start(settings.epoch_budget, settings.time_budget)  # before a restore
     if job.resume:
         runner = tuner.restore(store.join(layout.TUNE_DIR), trainable)
     else:
@@ -362,17 +362,13 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             callbacks=callbacks,
             seeds=job.warm.pairs() if job.warm else [],
         )
-    start = time.time()
     try:
         results = runner.fit()
     except KeyboardInterrupt:
         _say(f"\nInterrupted. Resume with: python search/run.py --resume {store.location}")
         return 130
-    elapsed = time.time() - start
-    budget_hit = bool(settings.time_budget) and elapsed >= 0.95 * settings.time_budget
-    epochs_hit = stopper is not None and stopper.stop_all()
-    ended = "time budget" if budget_hit else "epoch budget" if epochs_hit else "complete"
-    budget_hit = budget_hit or epochs_hit
+    spent = budget.ended()  # what the stopper in use counted, earlier runs included
+    ended, budget_hit = spent or "complete", spent is not None
     records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
     write_csv(records, out / layout.TRIALS, space.names)
     mirror.sync(records)
@@ -410,9 +406,12 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         cpus=settings.cpus_per_trial,
         gpus=settings.gpus_per_trial,
     )
-    best = choice.winner.record if choice.winner else None
+    trial = choice.best_trial
+    best = trial.record if trial else None  # the best trial (shown even where the default won)
     best_config = None
-    if best is not None:
+    if choice.default_chosen:  # the search found nothing better: the default is the result
+        best_config = export.write_config(job.base, out / layout.BEST_CONFIG)
+    elif best is not None:
         best_config = export.write_best_config(job.base, job.space, best, out / layout.BEST_CONFIG)
     doc = export.summary(
         dataset=job.name,

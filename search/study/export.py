@@ -58,9 +58,14 @@ def prune_checkpoints(tune_dir: Path, keep: str | None) -> int:
 def write_best_config(base: Config, space: Space, record: TrialRecord, path: Path) -> Config:
     """Write the best trial's complete configuration with `train.device: auto` (portable: the
     same file re-trains on a CPU machine); returns it as the trials ran (their device)."""
-    best = space.apply(base, record.params)
-    cfg.write(best.replace(**{"train.device": "auto"}), path)
-    return best
+    return write_config(space.apply(base, record.params), path)
+
+
+def write_config(config: Config, path: Path) -> Config:
+    """Write `config` with `train.device: auto` (also the default configuration, where it won
+    the final choice); returns it as given."""
+    cfg.write(config.replace(**{"train.device": "auto"}), path)
+    return config
 
 
 def mean_std(runs: list[dict[str, Any]], split: str) -> dict[str, dict[str, float]]:

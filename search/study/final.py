@@ -5,8 +5,14 @@ best COMPLETE trials are re-trained with every final seed, validation only, and 
 the one with the best mean validation score. The test split is then scored once per seed for
 the winner alone, from the best-epoch weights its re-runs kept: no other candidate's test score
 is ever computed. The default configuration (the search's base, the anchor of a sensitivity
-sweep) is trained on the same seeds, validation and test, so that `summary.json` can say
-whether the search paid off.
+sweep) is trained on the same seeds, validation and test, and competes: where its mean
+validation score is the best, it is the winner (`best_config.yaml` is the default
+configuration, and the summary says that the search found nothing better).
+
+Every comparison is made on the same seeds: the choice on the seeds where every candidate that
+finished any run and the default finished (`choice.seeds` in `summary.json`), winner against
+default on the seeds where both finished (`versus_default.seeds`). A failed run takes its seed
+out of the comparison instead of leaving each side's mean over different seeds.
 
 All runs are Ray tasks with the trials' resources, on the trials' copy of the dataset; a task
 that fails (a CUDA out-of-memory error, a lost node) is recorded with its error and the others
@@ -55,8 +61,7 @@ def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: 
     from search.runtime.faults import maybe_fail
 
     _in_worker(threads)
-    if not test:
-        maybe_fail("final_run", seed)
+    maybe_fail("final_run", seed)  # the test hook: a candidate's or the default's run
     run_config = cfg.from_dict(config).replace(seed=seed)
     try:
         result = fit(run_config, dataset, score_test=test, log=None)
@@ -76,28 +81,59 @@ def _test(config: dict[str, Any], seed: int, state: Any, dataset: Any, threads: 
     return trainer.evaluate("test").metrics
 
 
+DEFAULT = "default"  # the default configuration's name among the candidates
+
+
 @dataclass
 class Candidate:
-    """A top trial and its seed re-runs (validation only until it wins)."""
+    """A top trial (or, `record` None, the default configuration) and its seed re-runs
+    (validation only until it wins; the default's with test)."""
 
-    record: TrialRecord
-    config: Config
+    record: TrialRecord | None
+    config: Config | None
     runs: list[dict[str, Any]] = field(default_factory=list)
     states: list[Any] = field(default_factory=list)  # object refs of the best-epoch weights
 
-    def mean_valid(self, metric: str) -> float:
-        values = [r["valid"][metric] for r in self.runs if "error" not in r]
+    @property
+    def name(self) -> str:
+        return self.record.trial_id if self.record is not None else DEFAULT
+
+    def scores(self, metric: str) -> dict[int, float]:
+        """Seed -> validation score, of the runs that finished."""
+        ok = [r for r in self.runs if "error" not in r and metric in (r.get("valid") or {})]
+        return {r["seed"]: float(r["valid"][metric]) for r in ok}
+
+    def mean_valid(self, metric: str, seeds: list[int] | None = None) -> float:
+        """Mean validation score over `seeds` (None: every seed that finished)."""
+        values = [v for k, v in self.scores(metric).items() if seeds is None or k in seeds]
         return statistics.fmean(values) if values else math.nan
 
 
 @dataclass
 class FinalChoice:
-    """What the final re-runs found: the candidates, the winner's runs, the default's runs."""
+    """What the final re-runs found: the candidates, the winner (a trial, or the default
+    configuration), its runs with test, the default's runs, the seeds the choice compared."""
 
     candidates: list[Candidate]
     winner: Candidate | None
     runs: list[dict[str, Any]]  # the winner's, with test
     default_runs: list[dict[str, Any]]
+    seeds: list[int] = field(default_factory=list)  # the seeds every compared side finished
+    metric: str = ""
+    mode: str = "min"
+
+    @property
+    def default_chosen(self) -> bool:
+        return self.winner is not None and self.winner.record is None
+
+    @property
+    def best_trial(self) -> Candidate | None:
+        """The winner, or where the default won, the best trial on the same seeds."""
+        if not self.default_chosen:
+            return self.winner
+        return pick(self.candidates, self.metric, self.mode, self.seeds) or (
+            self.candidates[0] if self.candidates else None
+        )
 
 
 def _remote(cpus: float, gpus: float) -> tuple[Any, Any]:
@@ -108,11 +144,20 @@ def _remote(cpus: float, gpus: float) -> tuple[Any, Any]:
     return train, test
 
 
-def pick(candidates: list[Candidate], metric: str, mode: str) -> Candidate | None:
-    """The candidate with the best mean validation score (ties: the better search score)."""
+def pick(
+    candidates: list[Candidate], metric: str, mode: str, seeds: list[int] | None = None
+) -> Candidate | None:
+    """The candidate with the best mean validation score over `seeds` (None: each over its own
+    finished seeds); ties: the earlier candidate (the better search score)."""
     sign = 1.0 if mode == "min" else -1.0
-    scored = [c for c in candidates if math.isfinite(c.mean_valid(metric))]
-    return min(scored, key=lambda c: sign * c.mean_valid(metric)) if scored else None
+    scored = [c for c in candidates if math.isfinite(c.mean_valid(metric, seeds))]
+    return min(scored, key=lambda c: sign * c.mean_valid(metric, seeds)) if scored else None
+
+
+def shared_seeds(sides: list[Candidate], metric: str) -> list[int]:
+    """The seeds on which every side that finished any run finished (in seed order)."""
+    finished = [set(c.scores(metric)) for c in sides if c.scores(metric)]
+    return sorted(set.intersection(*finished)) if finished else []
 
 
 def choose(
@@ -131,7 +176,8 @@ def choose(
     task that fails is a run `{'seed', 'error'}`; the others are kept."""
     candidates = [Candidate(r, space.apply(base, r.params)) for r in top]
     if not seeds or not candidates:
-        return FinalChoice(candidates, candidates[0] if candidates else None, [], [])
+        first = candidates[0] if candidates else None
+        return FinalChoice(candidates, first, [], [], metric=metric, mode=mode)
     train, test = _remote(cpus, gpus)
     threads = max(1, int(cpus))
     pending = {  # every training at once: as many run together as resources allow
@@ -145,8 +191,19 @@ def choose(
         run = results.get((i, seed)) or {"seed": seed, "error": failed[(i, seed)]}
         candidates[i].runs.append(run)
         candidates[i].states.append(refs[1])
-    winner = pick(candidates, metric, mode) or candidates[0]
-    return FinalChoice(candidates, winner, _tested(winner, test, data, threads), _runs(defaults))
+    default = Candidate(None, base, _runs(defaults))
+    for run in default.runs:
+        if "error" in run:
+            print(
+                f"warning: the default configuration's run with seed {run['seed']} failed: "
+                f"{run['error']}",
+                flush=True,
+            )
+    shared = shared_seeds([*candidates, default], metric)
+    winner = pick([*candidates, default], metric, mode, shared) if shared else None
+    winner = winner or pick(candidates, metric, mode) or candidates[0]  # no seed in common
+    runs = default.runs if winner is default else _tested(winner, test, data, threads)
+    return FinalChoice(candidates, winner, runs, default.runs, shared, metric=metric, mode=mode)
 
 
 def _runs(refs: dict[int, Any]) -> list[dict[str, Any]]:
@@ -193,55 +250,108 @@ def versus(winner: dict[str, Any], default: dict[str, Any], metric: str, mode: s
     return {"winner": w, "default": d, "difference": w - d, "winner_better": bool(better)}
 
 
+def paired(
+    winner_runs: list[dict[str, Any]], default_runs: list[dict[str, Any]]
+) -> tuple[list[int], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The seeds on which both the winner and the default finished, and both sides' runs on
+    them (in seed order)."""
+    ok_w = {r["seed"]: r for r in winner_runs if "error" not in r}
+    ok_d = {r["seed"]: r for r in default_runs if "error" not in r}
+    seeds = sorted(set(ok_w) & set(ok_d))
+    return seeds, [ok_w[s] for s in seeds], [ok_d[s] for s in seeds]
+
+
+def _candidate_doc(c: Candidate, choice: FinalChoice, metric: str) -> dict[str, Any]:
+    seeds = choice.seeds or None  # without a seed in common: each over its own
+    mean = c.mean_valid(metric, seeds)
+    runs = [r for r in c.runs if seeds is None or r.get("seed") in seeds]
+    return {
+        "trial_id": c.name,
+        "search_score": c.record.score if c.record is not None else None,
+        "mean_valid": None if math.isnan(mean) else mean,
+        "valid": _ms(runs, "valid"),
+        "chosen": choice.winner is not None and c.name == choice.winner.name,
+    }
+
+
 def choice_doc(choice: FinalChoice, metric: str, mode: str) -> dict[str, Any]:
-    """The `summary.json` entries of the final choice: `candidates`, `default`, `versus_default`."""
-    winner_id = choice.winner.record.trial_id if choice.winner else None
-    candidates = [
-        {
-            "trial_id": c.record.trial_id,
-            "search_score": c.record.score,
-            "mean_valid": None if math.isnan(c.mean_valid(metric)) else c.mean_valid(metric),
-            "valid": _ms(c.runs, "valid"),
-            "chosen": c.record.trial_id == winner_id,
-        }
-        for c in choice.candidates
-    ]
+    """The `summary.json` entries of the final choice: `choice` (the seeds compared, the
+    winner, whether it is the default), `candidates` (the default last), `default`,
+    `versus_default` (on the seeds both finished; None where the default won or no seed is
+    shared)."""
+    default_side = Candidate(None, None, choice.default_runs)
+    sides = [*choice.candidates, *([default_side] if choice.default_runs else [])]
+    candidates = [_candidate_doc(c, choice, metric) for c in sides]
     default = {
         "seeds": [r.get("seed") for r in choice.default_runs],
+        "failed": [r.get("seed") for r in choice.default_runs if "error" in r],
         "valid": _ms(choice.default_runs, "valid"),
         "test": _ms(choice.default_runs, "test"),
         "runs": choice.default_runs,
     }
-    doc: dict[str, Any] = {"candidates": candidates, "default": default, "versus_default": None}
-    if choice.runs and choice.default_runs:
+    doc: dict[str, Any] = {
+        "choice": {
+            "seeds": choice.seeds,
+            "winner": choice.winner.name if choice.winner else None,
+            "default_chosen": choice.default_chosen,
+        },
+        "candidates": candidates,
+        "default": default,
+        "versus_default": None,
+    }
+    seeds, w, d = paired(choice.runs, choice.default_runs)
+    if seeds and not choice.default_chosen:
         doc["versus_default"] = {
             "metric": metric,
             "mode": mode,
-            **{s: versus(_ms(choice.runs, s), default[s], metric, mode) for s in ("valid", "test")},
+            "seeds": seeds,
+            **{s: versus(_ms(w, s), _ms(d, s), metric, mode) for s in ("valid", "test")},
+            "stats": {  # every metric on those seeds, for the report's table
+                "winner": {s: _ms(w, s) for s in ("valid", "test")},
+                "default": {s: _ms(d, s) for s in ("valid", "test")},
+            },
         }
     return doc
 
 
 def describe(doc: dict[str, Any], metric: str) -> list[str]:
-    """Console lines: the candidates' mean validation scores and winner against default."""
+    """Console lines: the candidates' mean validation scores, the default's failed runs, and
+    winner against default (or that the search found nothing better than the default)."""
     lines = []
     cands = doc.get("candidates") or []
-    if len(cands) > 1:
-        shown = ", ".join(
-            f"{c['trial_id']} {c['mean_valid']:.4f}{' (chosen)' if c['chosen'] else ''}"
-            for c in cands
-            if c["mean_valid"] is not None
+    seeds = (doc.get("choice") or {}).get("seeds")
+    shown = ", ".join(
+        f"{c['trial_id']} {c['mean_valid']:.4f}{' (chosen)' if c['chosen'] else ''}"
+        for c in cands
+        if c["mean_valid"] is not None
+    )
+    if len(cands) > 1 and shown:
+        over = f" over seeds {seeds}" if seeds else " (no seed that all finished: each its own)"
+        lines.append(f"Top trials and the default re-trained, mean valid {metric}{over}: {shown}")
+    default = doc.get("default") or {}
+    for run in default.get("runs") or []:
+        if "error" in run:
+            lines.append(
+                f"Default configuration's run with seed {run.get('seed')} FAILED: {run['error']}"
+            )
+    if (doc.get("choice") or {}).get("default_chosen"):
+        lines.append(
+            f"The search found nothing better than the default configuration: it has the best "
+            f"mean valid {metric} over seeds {seeds}, so best_config.yaml is the default "
+            "configuration."
         )
-        lines.append(f"Top {len(cands)} trials re-trained, mean valid {metric}: {shown}")
+        return lines
     vs = doc.get("versus_default")
     if vs:
         for split in ("valid", "test"):
             v = vs[split]
-            if v["winner"] is None:
+            if v["winner"] is None or v["default"] is None:
                 continue
             verdict = "better" if v["winner_better"] else "not better"
             lines.append(
-                f"Winner vs default configuration, {split} {metric}: {v['winner']:.4f} vs "
-                f"{v['default']:.4f} ({verdict})"
+                f"Winner vs default configuration over seeds {vs['seeds']}, {split} {metric}: "
+                f"{v['winner']:.4f} vs {v['default']:.4f} ({verdict})"
             )
+    elif default.get("runs") and (doc.get("final") or {}).get("runs"):
+        lines.append("Winner vs default configuration: no seed on which both finished")
     return lines

@@ -15,6 +15,7 @@ from searchtest_util import REPO, env
 
 from atsuko.errors import ConfigError
 from search.report import build_report
+from search.runtime.records import TrialRecord
 
 REPORT = REPO / "search" / "report.py"
 SECTIONS = (
@@ -181,3 +182,49 @@ def test_report_renders_in_headless_chromium_with_its_images(full_run, tmp_path)
     assert len(colours) > 50, "the screenshot is (nearly) blank"
     dark = (pixels[..., :3].mean(axis=2) < 0.5).mean()
     assert 0.001 < dark < 0.5  # text and plots on a light page
+
+
+def _final_summary(winner_runs, default_runs, candidates, default_chosen=False) -> dict:
+    from search.study.final import Candidate, FinalChoice, choice_doc
+
+    sides = [
+        Candidate(TrialRecord(trial_id=t, state="COMPLETE", params={}, score=s), None, r)
+        for t, s, r in candidates
+    ]
+    winner = None if default_chosen else sides[0]
+    choice = FinalChoice(sides, winner, winner_runs, default_runs, [1111, 1112])
+    doc = {
+        "select": {"metric": "MAE", "mode": "min"},
+        "final": {
+            "seeds": [1111, 1112],
+            "runs": winner_runs,
+            "valid": {"MAE": {"mean": 0.3, "std": 0.0, "n": 1}},
+            "test": {},
+        },
+        **choice_doc(choice, "MAE", "min"),
+    }
+    if default_chosen:
+        doc["choice"].update(winner="default", default_chosen=True)
+        doc["candidates"][-1]["chosen"] = True
+    return doc
+
+
+def test_the_report_compares_on_the_shared_seeds_and_notes_a_failed_default_run(tmp_path):
+    from search.analysis.sections import best_section, results_section
+
+    runs = [
+        {"seed": 1111, "valid": {"MAE": 0.3}, "test": {"MAE": 0.4}},
+        {"seed": 1112, "error": "x"},
+    ]
+    default = [
+        {"seed": 1111, "valid": {"MAE": 0.5}, "test": {"MAE": 0.6}},
+        {"seed": 1112, "error": "ActorDiedError: lost"},
+    ]
+    text = "\n".join(results_section(_final_summary(runs, default, [("a", 0.2, runs)]), None).md)
+    assert "on the seeds both finished, [1111]" in text
+    assert "the default configuration's run with seed 1112 failed: ActorDiedError" in text
+    ok = [{"seed": s, "valid": {"MAE": 0.5}, "test": {"MAE": 0.6}} for s in (1111, 1112)]
+    doc = _final_summary(ok, ok, [("a", 0.2, runs)], default_chosen=True)
+    text = "\n".join(best_section(tmp_path, doc).md + results_section(doc, None).md)
+    assert "found nothing better than the default configuration" in text
+    assert "| default | - |" in text

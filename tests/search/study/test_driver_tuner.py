@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from search.settings import Settings
+from search.study import budget as search_budget
 from search.study import driver
-from search.study.epoch_budget import epoch_budget
 
 
 def _tuner_args(monkeypatch, space, stop=None, **flags):
@@ -40,12 +40,13 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
 
 
 def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
-    budget = epoch_budget(3)
-    assert _tuner_args(monkeypatch, space, stop=budget)["stop"] is budget
+    budget = search_budget.start(3, None)
+    args = _tuner_args(monkeypatch, space, stop=budget, time_budget=60)
+    assert args["stop"] is budget and "time_budget" not in args  # counted by the stopper
     for trial, epoch in (("a", 1), ("b", 1), ("a", 1), ("a", 2)):  # ("a", 1) twice: a retry
         assert budget(trial, {"epoch": epoch}) is False  # never stops one trial alone
-    assert budget.spent == 3 and budget.stop_all()
-    assert not epoch_budget(4).stop_all()
+    assert search_budget.spent()[0] == 3 and budget.stop_all()
+    assert not search_budget.start(4, None).stop_all()
 
 
 def test_the_progress_table_shows_only_parameters_every_trial_has(monkeypatch, space):

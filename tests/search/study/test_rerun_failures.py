@@ -65,7 +65,9 @@ def test_failed_seed_rerun_keeps_the_others(tmp_path) -> None:
     failed = [run for run in final["runs"] if "error" in run]
     assert len(failed) == 1 and "InjectedFailure" in failed[0]["error"]
     assert all(v["n"] == 1 for v in final["test"].values()) and final["test"]
-    assert "the re-run with seed 1112 failed" in log and "seed 1112 FAILED" in log
+    assert "seed 1112 failed" in log and "seed 1112 FAILED" in log  # the winner's, a trial or not
+    assert doc["default"]["failed"] == [1112]  # the default's run failed too: said and left out
+    assert "Default configuration's run with seed 1112 FAILED: InjectedFailure" in log
     report = (out / layout.REPORT_MD).read_text()
     assert "seed 1112 failed" in report
     # the written file re-trains anywhere: CUDA where there is one, else the CPU
