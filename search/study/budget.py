@@ -13,7 +13,7 @@ continue from that snapshot too. Each (trial, epoch) counts once: an epoch re-ru
 checkpoint is not spent twice.
 
 Imported only after `search.runtime.session` has set Ray's environment (it imports Ray).
-Tested in `tests/search/study/test_budget.py` and `tests/search/study/test_driver_resume.py`.
+Tested in `tests/search/study/test_search_budget.py` and `tests/search/study/test_driver_resume.py`.
 """
 
 from __future__ import annotations
