@@ -45,7 +45,8 @@ class DataConfig:
     scale: float = 1.0  # synthetic: fraction of the real sample count
     synth_seed: int = 0  # synthetic: generator seed (fixed across training seeds)
     aligned: bool = True  # synthetic: aligned (one T) or unaligned (per-modality T)
-    cache_dir: str | None = None  # synthetic: where generated files are kept (default: temp)
+    # where generated files are kept: synthetic data, frozen text states (default: temp)
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class ModelConfig:
     # text encoder
     text_encoder: str = "features"  # features (precomputed BERT states) | bert (fine-tune)
     bert_path: str | None = None  # local folder with a BERT config and weights
+    # bert: encode the text once with the frozen encoder (cached) and train on its token states
+    bert_freeze: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class TrainConfig:
     """Optimisation and selection."""
 
     lr: float = 1e-3
+    bert_lr: float = 5e-5  # the fine-tuned BERT encoder's own learning rate (MMSA's practice)
     weight_decay: float = 1e-4
     batch_size: int = 32
     epochs: int = 20
@@ -303,6 +307,7 @@ def validate(config: Config) -> Config:
         "model.tau_mod": m.tau_mod,
         "model.tau_c": m.tau_c,
         "train.lr": t.lr,
+        "train.bert_lr": t.bert_lr,
         "train.batch_size": t.batch_size,
         "train.epochs": t.epochs,
         "data.scale": config.data.scale,
@@ -323,9 +328,23 @@ def validate(config: Config) -> Config:
     for key in ("lambda_mcm", "lambda_kd", "lambda_bi", "mcm_warmup_epochs"):
         if getattr(m, key) < 0:
             raise ConfigError(f"model.{key}: expected a non-negative value, got {getattr(m, key)}")
+    _check_text_encoder(m)
     if config.data.path is None and not config.data.synthetic:
         pass  # the loader decides: it looks in the default location and names it if missing
     return config
+
+
+def _check_text_encoder(m: ModelConfig) -> None:
+    """A frozen encoder is a BERT folder whose states replace the text features."""
+    if m.bert_freeze and m.text_encoder != "bert":
+        raise ConfigError(
+            f"model.bert_freeze: needs model.text_encoder 'bert', got {m.text_encoder!r}"
+        )
+    if m.text_encoder == "bert" and not m.bert_path:
+        raise ConfigError(
+            "model.bert_path: required when model.text_encoder is 'bert' "
+            "(a local folder with a BERT config and weights)"
+        )
 
 
 def from_dict(doc: dict[str, Any]) -> Config:
