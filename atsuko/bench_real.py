@@ -4,7 +4,8 @@ REAL is a folder with MOSI's `mosi/label.csv` and MIntRec's `mintrec/{train,dev,
 (labels and transcripts). The real-text files are built from it (`atsuko.data.real_text`:
 MiniLM ids, generated audio and vision) and the default configuration trains on the frozen
 MiniLM token states (`model.bert_freeze: true`) over three seeds through the one training loop;
-the test metrics are printed as mean ± std per dataset.
+the test metrics are printed as mean ± std per dataset. `--build-only` writes the files and
+prints where they are (and the MiniLM folder), for `python -m atsuko.train` or a search.
 Tested in `tests/atsuko/test_bench_real.py`.
 """
 
@@ -28,11 +29,18 @@ SHOWN = {
 }
 
 
+def check_real(real: Path) -> None:
+    for name in ("mosi/label.csv", "mintrec/train.tsv", "mintrec/dev.tsv", "mintrec/test.tsv"):
+        if not (real / name).is_file():
+            raise ConfigError(
+                f"{real / name}: not found; REAL must hold mosi/label.csv and "
+                "mintrec/{train,dev,test}.tsv"
+            )
+
+
 def build(real: Path, out: Path, model: Path) -> dict[str, Path]:
     """The real-text data of each dataset under `out` (MOSI's pickle, MIntRec's folder)."""
-    for need in (real / "mosi" / "label.csv", real / "mintrec" / "train.tsv"):
-        if not need.is_file():
-            raise ConfigError(f"{need}: not found; REAL must hold mosi/label.csv, mintrec/*.tsv")
+    check_real(real)
     return {
         "mosi": mosi_file(real / "mosi" / "label.csv", out / "mosi", model),
         "mintrec": mintrec_folder(real / "mintrec", out / "mintrec"),
@@ -69,11 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[])
     parser.add_argument("--json", action="store_true", help="one JSON line per dataset")
+    parser.add_argument(
+        "--build-only", action="store_true", help="write the files, print where, train nothing"
+    )
     args = parser.parse_args(argv)
 
     out = Path(args.out)
+    check_real(Path(args.real))
     model = minilm_folder()
+    for name in args.datasets:  # bad --set values stop here, before anything is written
+        frozen_config(name, out / name, model, args.set)
     paths = build(Path(args.real), out, model)
+    if args.build_only:
+        print(f"model.bert_path: {model}")
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+        return 0
     for name in args.datasets:
         runs = []
         for seed in args.seeds:
