@@ -80,7 +80,8 @@ class ModelConfig:
     lambda_bi: float = 0.5
     mcm_warmup_epochs: int = 1
     # text encoder
-    text_encoder: str = "features"  # features (precomputed BERT states) | bert (fine-tune)
+    # features (precomputed states) | bert (token ids through a BERT folder, fine-tuned or frozen)
+    text_encoder: str = "features"
     bert_path: str | None = None  # local folder with a BERT config and weights
     # bert: encode the text once with the frozen encoder (cached) and train on its token states
     bert_freeze: bool = False
