@@ -65,23 +65,21 @@ def cache_path(config: Config, dataset: Dataset) -> Path:
 
 
 @torch.no_grad()
-def encode(split: Split, folder: str, log: Callable[[str], None] | None, name: str):
-    """(N, L, H) float32 states (zero on padding) and (N,) lengths of one split's ids."""
-    from atsuko.model.bert import BertTextEncoder
-
+def encode(split: Split, encoder, device, log: Callable[[str], None] | None, name: str):
+    """(N, L, H) float32 states on the CPU (zero on padding) and (N,) lengths of one split's
+    ids, encoded on `device` in batches."""
     if "text_bert" not in split.extras:
         raise DataError(
             "model.bert_freeze needs the 'text_bert' token ids; this feature file has none"
         )
-    encoder = BertTextEncoder(folder).eval()
     ids = split.extras["text_bert"]
     states, lengths = [], []
     start = last = time.perf_counter()
     for i in range(0, len(ids), BATCH):
-        hidden, n = encoder(ids[i : i + BATCH])
-        mask = torch.arange(hidden.shape[1])[None, :] < n[:, None]
-        states.append(hidden * mask[..., None])
-        lengths.append(n)
+        hidden, n = encoder(ids[i : i + BATCH].to(device))
+        mask = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < n[:, None]
+        states.append((hidden.float() * mask[..., None]).cpu())
+        lengths.append(n.cpu())
         if log is not None and (time.perf_counter() - last > 10 or i + BATCH >= len(ids)):
             last = time.perf_counter()
             done = min(i + BATCH, len(ids))
@@ -90,12 +88,17 @@ def encode(split: Split, folder: str, log: Callable[[str], None] | None, name: s
 
 
 def _compute(config: Config, dataset: Dataset, log) -> dict[str, dict[str, torch.Tensor]]:
+    from atsuko.device import pick_device
+    from atsuko.model.bert import BertTextEncoder
+
+    device = pick_device(config.train.device)
+    encoder = BertTextEncoder(config.model.bert_path).eval().to(device)
     if log is not None:
         rows = sum(len(s) for s in dataset.splits.values())
         log(f"encoding {rows} texts with the frozen encoder {config.model.bert_path} (once)")
     out = {}
     for name, split in dataset.splits.items():
-        states, lengths = encode(split, config.model.bert_path, log, name)
+        states, lengths = encode(split, encoder, device, log, name)
         out[name] = {"text": states, "lengths": lengths.clamp(min=1)}
     return out
 
