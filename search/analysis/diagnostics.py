@@ -132,12 +132,12 @@ def run_diagnostics(
 ) -> Path:
     """Train the four variants of the best config here and write the diagnostics; returns the
     JSON. (After a search, `run_diagnostics_on_ray` trains them on the cluster instead.)"""
-    from atsuko.data import load_from_config
+    from atsuko.data import load_for_run
 
     out = Path(out)
     base = _diagnosed_config(out, config, epochs, device)
     start = time.time()
-    dataset = load_from_config(base.data)
+    dataset = load_for_run(base, log=log)
     doc, arrays = diagnose(
         base, dataset, samples=samples, tsne_points=tsne_points, seed=seed, log=log
     )
@@ -161,13 +161,13 @@ def run_diagnostics_on_ray(
     here, in the driver, as the search's, and reaches the task through the object store."""
     import ray
 
-    from atsuko.data import load_from_config
+    from atsuko.data import load_for_run
     from search.provenance import sha256_file
 
     out = Path(out)
     base = _diagnosed_config(out, None, epochs, "cuda" if gpus > 0 else "cpu")
     start = time.time()
-    dataset = load_from_config(base.data)
+    dataset = load_for_run(base, log=log)  # frozen text states computed here, as the search's
     source = dataset.source
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_diagnose_task)
     if log:

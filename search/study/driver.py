@@ -39,11 +39,12 @@ def _say(text: str) -> None:
 
 
 def load_dataset(config: Config) -> Any:
-    """The dataset, loaded once in the driver; a missing one says how to get a stand-in."""
-    from atsuko.data import load_from_config
+    """The dataset, loaded once in the driver (with a frozen encoder's text states computed
+    here, before it is shared); a missing one says how to get a stand-in."""
+    from atsuko.data import load_for_run
 
     try:
-        return load_from_config(config.data)
+        return load_for_run(config, log=_say)
     except DataError as exc:
         message = str(exc)
         if "--synthetic" not in message and not config.data.synthetic:
