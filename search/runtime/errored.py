@@ -77,9 +77,10 @@ def requeue_lost(experiment: str) -> list[str]:
         metadata.update(error_filename=None, pickled_error_filename=None, num_failures=0)
         entry[0], entry[1] = json.dumps(trial), json.dumps(metadata)
         requeued.append(str(trial.get("trial_id")))
-    if requeued:
-        with fs.open_output_stream(path) as f:
+    if requeued:  # written beside, then moved over: a crash mid-write keeps the old snapshot
+        with fs.open_output_stream(f"{path}.part") as f:
             f.write(json.dumps(state).encode())
+        fs.move(f"{path}.part", path)
     return requeued
 
 
