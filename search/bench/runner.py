@@ -60,6 +60,7 @@ class Plan:
     ws_source_scale: float  # synthetic MOSI scale
     ws_scale: float  # synthetic MOSEI scale
     replay_seeds: int  # search efficiency on the recorded curves: seeds 0..replay_seeds-1
+    replay_compute_seeds: int = 0  # both replays in compute ratios (16/64/256 full trials)
     replay_table: str = str(TABLE)  # the curve table the replay answers from
 
 
@@ -85,6 +86,7 @@ QUICK = Plan(
     ws_source_scale=0.25,
     ws_scale=0.03,
     replay_seeds=10,
+    replay_compute_seeds=2,
 )
 FULL = Plan(
     repeats=3,
@@ -110,6 +112,7 @@ FULL = Plan(
     ws_source_scale=0.5,
     ws_scale=0.1,
     replay_seeds=30,
+    replay_compute_seeds=10,
 )
 
 
