@@ -112,11 +112,15 @@ class Surrogate:
 
     def mean(self, params: dict[str, Any]) -> tuple[np.ndarray, float, float]:
         """The predicted mean curve over max epochs, the noise std and the epoch seconds."""
-        start, final, log_rate, log_noise, log_sec = self.model.predict(
-            [encode(self.space, params)]
-        )[0]
+        start, final, log_rate, log_noise, log_sec = self._predict(encode(self.space, params))
         curve = family(start, final, math.exp(log_rate), self.max_epochs)
         return curve, math.exp(log_noise), math.exp(log_sec)
+
+    def _predict(self, x: list[float]) -> np.ndarray:
+        """The forest's prediction for one configuration, tree by tree: what `predict` gives,
+        without its per-call overhead (18 ms here, the bulk of a surrogate replay)."""
+        row = np.asarray([x], dtype=np.float32)  # the trees split on float32
+        return np.mean([tree.tree_.predict(row)[0, :, 0] for tree in self.model.estimators_], 0)
 
     def curve(self, params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
         """A curve for `params`: the mean plus noise drawn from (params, seed), cut by patience."""
