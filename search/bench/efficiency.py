@@ -130,6 +130,7 @@ def _replay(plan: Plan, work: Path) -> dict[str, Any]:
             work / "replay",
             plan.replay_seeds,
             compute_seeds=plan.replay_compute_seeds,
+            compute_budgets=plan.replay_compute_budgets,
         )
     except BenchError as exc:
         say(f"replay: {exc}")

@@ -12,6 +12,8 @@ stops everything as `--epoch-budget` does. Events happen in the order live train
 them; nothing sleeps. ASHA's Hyperband-style bracket of a trial is drawn from its id and the
 search's seed (`search.study.asha`); Ray's own draw, which that replaces, still takes a number
 from numpy's global generator: seeded with the search's seed for the search, restored after it.
+A trial's curve comes from `answer`: the nearest recorded configuration's curve (the default),
+or a curve of its own from the surrogate (`search.bench.surrogate`).
 Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
 """
 
