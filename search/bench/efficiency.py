@@ -125,7 +125,13 @@ def _replay(plan: Plan, work: Path) -> dict[str, Any]:
     from search.bench.runner import BenchError
 
     try:
-        return replay_section(Path(plan.replay_table), work / "replay", plan.replay_seeds)
+        return replay_section(
+            Path(plan.replay_table),
+            work / "replay",
+            plan.replay_seeds,
+            compute_seeds=plan.replay_compute_seeds,
+            compute_budgets=plan.replay_compute_budgets,
+        )
     except BenchError as exc:
         say(f"replay: {exc}")
         return {"replay_error": str(exc)}

@@ -100,14 +100,17 @@ def jobs(table: dict[str, Any], seeds: int, budgets: tuple[int, ...]) -> list[di
     return out
 
 
-def trajectories(table: dict[str, Any], all_jobs: list[dict]) -> dict[int, dict[str, list[list]]]:
-    """budget (trials) -> method -> per seed, the best-so-far trajectory cut at the budget;
-    progress on the console every tenth of the searches."""
+def trajectories(
+    table: dict[str, Any], all_jobs: list[dict], surrogate: Any = None
+) -> dict[int, dict[str, list[list]]]:
+    """budget (trials) -> method -> per seed, the best-so-far trajectory cut at the budget,
+    answered by the nearest recorded curve or by `surrogate`; progress on the console every
+    tenth of the searches."""
     space = table_space(table)
     out: dict[int, dict[str, list[list]]] = {}
     started, step = time.monotonic(), max(1, len(all_jobs) // 10)
     for k, job in enumerate(sorted(all_jobs, key=lambda j: (j["trials"], j["seed"])), 1):
-        path = simulate_search(table, space, job["settings"], job["budget"])
+        path = simulate_search(table, space, job["settings"], job["budget"], surrogate)
         out.setdefault(job["trials"], {}).setdefault(job["method"], []).append(path)
         if k % step == 0 or k == len(all_jobs):
             say(f"replay: {k}/{len(all_jobs)} searches ({time.monotonic() - started:.0f} s)")
@@ -216,9 +219,16 @@ def figure(
 
 
 def replay_section(
-    table_path: Path, work: Path, seeds: int, budgets: tuple[int, ...] = (16, 64)
+    table_path: Path,
+    work: Path,
+    seeds: int,
+    budgets: tuple[int, ...] = (16, 64),
+    compute_seeds: int = 0,
+    compute_budgets: tuple[int, ...] = (16, 64, 256),
 ) -> dict[str, Any]:
-    """Every method over `seeds` seeds at each budget; the figures of the `--json` keys."""
+    """Every method over `seeds` seeds at each budget; the figures of the `--json` keys. With
+    `compute_seeds`, also both replays (nearest, surrogate) in compute ratios over that many
+    seeds at `compute_budgets` (`search.bench.replay_tables`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -235,7 +245,7 @@ def replay_section(
     first = by[min(budgets)]
     name = default_method(methods(table), int(meta["max_epochs"]))
     default = first[name]
-    return {
+    out = {
         "replay_seeds": seeds,
         "table_configs": len(table["trials"]),
         "table_scale": meta["scale"],
@@ -249,3 +259,8 @@ def replay_section(
         "replay_best_scheduler": best_scheduler(by),
         "replay_figure": str(figure(traj, table, work / "replay_regret.png", name)),
     }
+    if compute_seeds:
+        from search.bench.replay_tables import tables_section
+
+        out.update(tables_section(table_path, table, compute_seeds, name, compute_budgets))
+    return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.bench.replay_compute import CAP, fmt
+
 
 def _q(q: list[float] | tuple[float, ...], digits: int = 2) -> str:
     return f"{q[1]:.{digits}f} ({q[0]:.{digits}f}-{q[2]:.{digits}f})"
@@ -29,4 +31,35 @@ def replay_details(r: dict[str, Any]) -> list[str]:
     best = r["replay_best_scheduler"]
     out.append(f"   best TPE method at any time (lowest median regret, all fractions): {best}")
     out.append(f"   figure: {r['replay_figure']}")
+    if "replay_compute" in r:
+        out += compute_details(r)
+    return out
+
+
+def _c(m: dict[str, Any]) -> str:
+    """Censored quartiles: median (25th-75th), a lower bound marked ">=" where censored."""
+    q, c = m["q"], m["censored"]
+    return f"{fmt(q[1], c[1])} ({fmt(q[0], c[0])} to {fmt(q[2], c[2])})"
+
+
+def compute_details(r: dict[str, Any]) -> list[str]:
+    """Compute ratio, epochs to the top-1%/5% qualities and final regret, per replay, budget
+    and method (median and IQR over seeds)."""
+    out = [
+        f"5s. both replays, {r['replay_compute_seeds']} seeds; surrogate's held-out rank "
+        f"correlation of best scores {r['surrogate_rank_corr']:.2f}, noise "
+        f"{r['surrogate_noise']:.3f}; compute ratio: random search's epochs to the method's "
+        f"score at the budget / the budget (random runs up to {CAP}x)"
+    ]
+    for replay, budgets in r["replay_compute"].items():
+        for n, by_method in budgets.items():
+            out.append(
+                f"   {replay} replay, budget {n} full trials: method, compute ratio, "
+                f"epochs to top 1%, to top 5%, final regret"
+            )
+            for name, v in by_method.items():
+                out.append(
+                    f"     {name:<24} {_c(v['compute_ratio'])}  {_c(v['epochs_to_top1'])}  "
+                    f"{_c(v['epochs_to_top5'])}  {_q(v['final_regret'])}"
+                )
     return out

@@ -60,6 +60,8 @@ class Plan:
     ws_source_scale: float  # synthetic MOSI scale
     ws_scale: float  # synthetic MOSEI scale
     replay_seeds: int  # search efficiency on the recorded curves: seeds 0..replay_seeds-1
+    replay_compute_seeds: int = 0  # both replays in compute ratios: seeds 0..n-1
+    replay_compute_budgets: tuple[int, ...] = (16, 64, 256)  # in full trials
     replay_table: str = str(TABLE)  # the curve table the replay answers from
 
 
@@ -85,6 +87,10 @@ QUICK = Plan(
     ws_source_scale=0.25,
     ws_scale=0.03,
     replay_seeds=10,
+    # a 256-trial budget costs about 4 min a seed here (TPE's suggestions slow down with
+    # thousands of trials): --quick stops at 64
+    replay_compute_seeds=3,
+    replay_compute_budgets=(16, 64),
 )
 FULL = Plan(
     repeats=3,
@@ -110,6 +116,7 @@ FULL = Plan(
     ws_source_scale=0.5,
     ws_scale=0.1,
     replay_seeds=30,
+    replay_compute_seeds=10,
 )
 
 

@@ -12,6 +12,8 @@ stops everything as `--epoch-budget` does. Events happen in the order live train
 them; nothing sleeps. ASHA's Hyperband-style bracket of a trial is drawn from its id and the
 search's seed (`search.study.asha`); Ray's own draw, which that replaces, still takes a number
 from numpy's global generator: seeded with the search's seed for the search, restored after it.
+A trial's curve comes from `answer`: the nearest recorded configuration's curve (the default),
+or a curve of its own from the surrogate (`search.bench.surrogate`).
 Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,8 @@ import numpy as np
 
 from search.bench.curve_table import nearest
 from search.runtime.records import FINAL, METRIC, STOPPED_EARLY
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]  # configuration -> {"scores", "seconds"}
 
 
 @dataclass
@@ -60,12 +65,12 @@ def _result(trial: SimTrial, score: float, mode: str, metric: str) -> dict[str, 
     }
 
 
-def _start(k: int, now: float, searcher: Any, scheduler: Any, table: dict) -> SimTrial | None:
+def _start(k: int, now: float, searcher: Any, scheduler: Any, answer: Answer) -> SimTrial | None:
     trial_id = f"{k:05d}"
     config = searcher.suggest(trial_id)
     if config is None:
         return None
-    curve = nearest(table, config)
+    curve = answer(config)
     trial = SimTrial(trial_id, config, curve, now)
     trial.ends = list(now + np.cumsum(curve["seconds"]))
     if scheduler is not None:
@@ -82,16 +87,19 @@ def simulate(
     budget: int,
     concurrency: int = 2,
     seed: int = 0,
+    answer: Answer | None = None,
 ) -> list[tuple[int, float]]:
     """(epochs spent, best score so far) after each simulated epoch, as
     `search.bench.measures.trajectory` reads a live search, until `budget` epochs or
-    `num_samples` trials are spent."""
+    `num_samples` trials are spent. `answer` gives a configuration its curve (default: the
+    table's nearest recorded one)."""
     if scheduler is not None:
         scheduler.set_search_properties(METRIC, table["meta"]["mode"])
     saved = np.random.get_state()  # Ray's ASHA takes numbers from numpy's global generator:
     np.random.seed(seed)  # seeded for the search, restored for whatever runs after it
     try:
-        return _run(table, searcher, scheduler, num_samples, budget, concurrency)
+        answer = answer or (lambda config: nearest(table, config))
+        return _run(table, searcher, scheduler, num_samples, budget, concurrency, answer)
     finally:
         np.random.set_state(saved)
 
@@ -103,6 +111,7 @@ def _run(
     num_samples: int,
     budget: int,
     concurrency: int,
+    answer: Answer,
 ) -> list[tuple[int, float]]:
     """The event loop of `simulate`."""
     from ray.tune.schedulers import TrialScheduler
@@ -115,7 +124,7 @@ def _run(
     best = math.nan
     while True:
         while len(events) < concurrency and started < num_samples:
-            trial = _start(started, now, searcher, scheduler, table)
+            trial = _start(started, now, searcher, scheduler, answer)
             if trial is None:
                 break
             heapq.heappush(events, (trial.ends[0], started, trial))
@@ -162,10 +171,16 @@ def table_space(table: dict[str, Any]) -> Any:
 
 
 def simulate_search(
-    table: dict[str, Any], space: Any, settings: dict[str, Any], budget: int
+    table: dict[str, Any],
+    space: Any,
+    settings: dict[str, Any],
+    budget: int,
+    surrogate: Any = None,
 ) -> list[tuple[int, float]]:
     """One search of `settings` (the fields of `search.settings.Settings` a method changes,
-    its seed, trials and concurrency), replayed on the table in simulated time."""
+    its seed, trials and concurrency), replayed on the table in simulated time: answered by
+    the nearest recorded curve, or by `surrogate` (`search.bench.surrogate.Surrogate`), its
+    noise drawn from the search's seed."""
     from search.settings import Settings
     from search.study.driver import search_algorithms
 
@@ -180,4 +195,5 @@ def simulate_search(
         budget=budget,
         concurrency=s.concurrency or 1,
         seed=s.seed,
+        answer=None if surrogate is None else (lambda config: surrogate.curve(config, s.seed)),
     )

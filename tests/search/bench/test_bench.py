@@ -379,7 +379,13 @@ def test_efficiency_section_figures_and_report_from_the_searches_logs(tmp_path):
     from search.bench.efficiency import efficiency_section
 
     plan = QUICK.__class__(
-        **{**QUICK.__dict__, "eff_trials": 2, "eff_epochs": 3, "replay_seeds": 1}
+        **{
+            **QUICK.__dict__,
+            "eff_trials": 2,
+            "eff_epochs": 3,
+            "replay_seeds": 1,
+            "replay_compute_seeds": 0,
+        }
     )
     out = efficiency_section(plan, _LoggedSearches(tmp_path))
     # random: 2 trials of 3 epochs, best 0.69 at epoch 6; TPE+ASHA passes 0.69 at its 2nd

@@ -1,0 +1,101 @@
+"""Every method on both replays (nearest recorded curve, surrogate) in the epochs a user pays.
+
+Per seed and replay, each method runs at budgets of 16, 64 and 256 full trials, and one
+reference random search (its own seed, REFERENCE_SEED + seed, so that random search is not
+measured against its own draws) runs up to CAP x the largest budget; `search.bench.
+replay_compute` turns them into compute ratios, epochs to the top-1%/5% qualities and final
+regret. On the surrogate replay those qualities and the regret scale come from the table as the
+surrogate answers it (`search.bench.surrogate.surrogate_table`).
+
+`--json` gets `tables`: one object per curve table, {name, role ("tuning" | "held_out"),
+compute_ratio_median / _iqr / _censored per budget (the default method on the surrogate
+replay), surrogate_rank_corr}. Only the committed table (role "tuning") exists so far.
+Tested in `tests/search/bench/test_surrogate_replay.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from search.bench.replay_bench import jobs, trajectories
+from search.bench.replay_compute import CAP, method_measures
+from search.bench.replay_stats import best_at, quartiles, regret, regret_scale
+from search.bench.runner import say
+from search.bench.surrogate import Surrogate, heldout_rank_corr, surrogate_table
+
+BUDGETS = (16, 64, 256)
+REFERENCE_SEED = 10_000
+
+
+def references(table: dict[str, Any], seeds: int, budgets: tuple[int, ...], surrogate: Any):
+    """Per seed, random search's trajectory up to CAP x the largest budget."""
+    specs = [j for j in jobs(table, seeds, (CAP * max(budgets),)) if j["method"] == "random"]
+    for spec in specs:
+        spec["settings"]["seed"] = REFERENCE_SEED + spec["seed"]
+    return trajectories(table, specs, surrogate)[CAP * max(budgets)]["random"]
+
+
+def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """budget -> method -> compute ratio, epochs to qualities, final regret (over seeds)."""
+    max_t = int(scoring["meta"]["max_epochs"])
+    best, median = regret_scale(scoring)
+    out: dict[str, dict[str, Any]] = {}
+    for n, paths in sorted(traj.items()):
+        budget = n * max_t
+        out[str(n)] = {}
+        for method, runs in paths.items():
+            row = method_measures(runs, refs, scoring, budget)
+            finals = [regret(best_at(run, budget), best, median) for run in runs]
+            row["final_regret"] = quartiles(finals)
+            out[str(n)][method] = row
+    return out
+
+
+def compare_replays(
+    table: dict[str, Any], seeds: int, budgets: tuple[int, ...] = BUDGETS
+) -> dict[str, Any]:
+    """Both replays' measures and the surrogate's held-out rank correlation."""
+    surrogate = Surrogate(table)
+    corr = heldout_rank_corr(table)
+    say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
+    all_jobs = jobs(table, seeds, budgets)
+    out: dict[str, Any] = {"surrogate_rank_corr": corr, "surrogate_noise": surrogate.noise}
+    for name, answer, scoring in (
+        ("nearest", None, table),
+        ("surrogate", surrogate, surrogate_table(table, surrogate)),
+    ):
+        say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
+        traj = trajectories(table, all_jobs, answer)
+        out[name] = measure(traj, references(table, seeds, budgets, answer), scoring)
+    return out
+
+
+def table_entry(path: Path, role: str, compared: dict[str, Any], default: str) -> dict[str, Any]:
+    """The `tables` object of one curve table: the default method on the surrogate replay."""
+    by_budget = compared["surrogate"].items()
+    rows = {n: by_method[default]["compute_ratio"] for n, by_method in by_budget}
+    return {
+        "name": Path(path).name.removesuffix(".json.gz"),
+        "role": role,
+        "method": default,
+        "replay": "surrogate",
+        "compute_ratio_median": {n: r["q"][1] for n, r in rows.items()},
+        "compute_ratio_iqr": {n: [r["q"][0], r["q"][2]] for n, r in rows.items()},
+        "compute_ratio_censored": {n: r["censored"] for n, r in rows.items()},
+        "surrogate_rank_corr": compared["surrogate_rank_corr"],
+    }
+
+
+def tables_section(
+    table_path: Path, table: dict[str, Any], seeds: int, default: str, budgets=BUDGETS
+) -> dict[str, Any]:
+    """The `--json` keys: `replay_compute` (both replays, every method) and `tables`."""
+    compared = compare_replays(table, seeds, budgets)
+    return {
+        "surrogate_rank_corr": compared["surrogate_rank_corr"],
+        "replay_compute_seeds": seeds,
+        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate")},
+        "surrogate_noise": compared["surrogate_noise"],
+        "tables": [table_entry(table_path, "tuning", compared, default)],
+    }

@@ -1,0 +1,138 @@
+"""The surrogate replay (a fitted learning-curve family per configuration), the compute-ratio
+measures with their censoring, and the `tables` objects of `--json`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from search.bench.curve_table import TABLE, load_table, write_table
+from search.bench.replay_compute import (
+    CAP,
+    censored_quartiles,
+    compute_ratio,
+    epochs_to_quality,
+    quality_targets,
+)
+from search.bench.surrogate import (
+    Surrogate,
+    family,
+    fit_curve,
+    heldout_rank_corr,
+    patience_stop,
+)
+
+SPACE = [
+    {"name": "x", "kind": "float", "low": 0.001, "high": 1.0, "log": True, "choices": []},
+    {"name": "act", "kind": "categorical", "low": None, "high": None, "log": False,
+     "choices": ["relu", "gelu"]},
+]  # fmt: skip
+
+
+def _family_table(n: int = 60, noise: float = 0.01) -> dict:
+    """Curves of the family: start 1.2, rate 2, final 0.3 + 0.5 * (position of log x) (+0.2
+    with gelu), plus Gaussian noise, cut by patience 3 over 20 epochs."""
+    rng = np.random.default_rng(0)
+    trials = []
+    for k in range(n):
+        u = rng.uniform()
+        params = {"x": float(10 ** (-3 + 3 * u)), "act": ["relu", "gelu"][k % 2]}
+        final = 0.3 + 0.5 * u + 0.2 * (k % 2)
+        scores = family(1.2, final, 2.0, 20) + noise * rng.standard_normal(20)
+        scores = patience_stop(scores, 3, "min")
+        scores = [float(s) for s in scores]
+        trials.append(
+            {
+                "trial_id": f"t{k}",
+                "params": params,
+                "scores": scores,
+                "seconds": [0.5] * len(scores),
+            }
+        )
+    meta = {"space": SPACE, "mode": "min", "max_epochs": 20, "patience": 3}
+    return {"meta": meta, "trials": trials}
+
+
+def test_a_curve_of_the_family_is_fitted_back():
+    start, final, rate, residual = fit_curve(list(family(1.0, 0.4, 3.0, 25)))
+    assert start == pytest.approx(1.0, abs=0.02) and final == pytest.approx(0.4, abs=0.02)
+    assert rate == pytest.approx(3.0, rel=0.1) and residual < 0.01
+
+
+def test_patience_ends_a_curve_patience_epochs_after_its_last_improvement():
+    scores = np.array([1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8, 0.9, 0.6])
+    assert list(patience_stop(scores, 3, "min")) == [1.0, 0.8, 0.9, 0.85, 0.7, 0.75, 0.8, 0.9]
+    assert len(patience_stop(scores, 3, "max")) == 4  # 1.0 is never beaten when maximising
+    assert len(patience_stop(scores, 9, "min")) == len(scores)  # no stop: the whole curve
+
+
+def test_the_surrogate_reproduces_the_family_it_was_given():
+    table = _family_table()
+    surrogate = Surrogate(table)
+    for u, act, extra in ((0.5, "relu", 0.0), (0.2, "gelu", 0.2)):
+        mean, noise, seconds = surrogate.mean({"x": 10 ** (-3 + 3 * u), "act": act})
+        assert np.abs(mean - family(1.2, 0.3 + 0.5 * u + extra, 2.0, 20)).max() < 0.08
+        assert noise < 0.03 and seconds == pytest.approx(0.5)
+    assert surrogate.noise == pytest.approx(0.01, rel=0.5)  # measured from the residuals
+    params = {"x": 0.03, "act": "relu"}
+    a, b = surrogate.curve(params, seed=1), surrogate.curve(params, seed=2)
+    assert a == surrogate.curve(params, seed=1) and a["scores"] != b["scores"]
+    scores = a["scores"]
+    best = scores.index(min(scores))
+    assert len(scores) == 20 or len(scores) == best + 1 + 3  # the patience stop, as recorded
+
+
+def test_the_held_out_rank_correlation_tells_a_learnable_table_from_noise():
+    table = _family_table()
+    assert heldout_rank_corr(table) > 0.8
+    rng = np.random.default_rng(1)
+    for t in table["trials"]:  # the configuration no longer tells the score
+        t["params"] = {"x": float(10 ** rng.uniform(-3, 0)), "act": "relu"}
+    assert abs(heldout_rank_corr(table)) < 0.5
+
+
+def test_compute_ratio_is_censored_beyond_cap_times_the_budget():
+    reference = [(e, 1.0 - 0.01 * e) for e in range(1, 101)]  # reaches 0.5 at epoch 50
+    assert compute_ratio(reference, 0.5, 10, "min") == pytest.approx(5.0)
+    assert compute_ratio(reference, 0.5, 5, "min") == math.inf  # 50 > CAP x 5 epochs
+    assert compute_ratio(reference, -0.5, 100, "min") == math.inf  # never reached
+    assert compute_ratio(reference, math.nan, 10, "min") == math.inf
+    assert epochs_to_quality(reference, 0.5, 49, "min") == math.inf
+    assert epochs_to_quality(reference, 0.5, 50, "min") == 50.0
+
+
+def test_censored_quartiles_mark_what_is_only_a_lower_bound():
+    out = censored_quartiles([1.0, 2.0, math.inf, math.inf], CAP)
+    assert out["q"] == pytest.approx([1.75, 5.0, 8.0])
+    assert out["censored"] == [False, True, True]
+    assert censored_quartiles([3.0, 1.0, 2.0], CAP) == {"q": [1.5, 2.0, 2.5],
+                                                       "censored": [False] * 3}  # fmt: skip
+
+
+def test_quality_targets_are_the_tables_top_scores():
+    table = {"meta": {"mode": "max"}, "trials": [{"scores": [0, s]} for s in range(101)]}
+    assert quality_targets(table) == {"top1": pytest.approx(99.0), "top5": pytest.approx(95.0)}
+
+
+@pytest.mark.slow
+def test_both_replays_give_the_tables_json_and_report(tmp_path):
+    from search.bench.replay_bench import replay_section
+    from search.bench.replay_report import replay_details
+
+    full = load_table(TABLE)
+    path = tmp_path / "slice.json.gz"
+    write_table(path, full["meta"], full["trials"][:20])
+    r = replay_section(path, tmp_path / "work", 1, (1,), compute_seeds=1, compute_budgets=(1,))
+    assert r["default_method"] in r["replay_compute"]["surrogate"]["1"]
+    assert set(r["replay_compute"]) == {"nearest", "surrogate"}
+    (entry,) = r["tables"]
+    assert entry["name"] == "slice" and entry["role"] == "tuning"
+    assert set(entry) >= {"compute_ratio_median", "compute_ratio_iqr", "surrogate_rank_corr"}
+    assert set(entry["compute_ratio_median"]) == set(entry["compute_ratio_iqr"]) == {"1"}
+    ratio = entry["compute_ratio_median"]["1"]
+    assert 0 < ratio <= CAP and len(entry["compute_ratio_iqr"]["1"]) == 2
+    assert -1.0 <= entry["surrogate_rank_corr"] <= 1.0
+    text = "\n".join(replay_details(r))
+    assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
