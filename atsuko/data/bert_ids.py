@@ -13,19 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from atsuko.errors import ConfigError
+from atsuko.model.bert import bert_folder, transformers
 
 
 def tokenizer(folder: str | Path):
     """The folder's tokenizer (transformers AutoTokenizer, local files only)."""
-    if not Path(folder).is_dir():
-        raise ConfigError(f"model.bert_path: no such folder: {folder}")
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise ConfigError(
-            "model.text_encoder 'bert' needs the optional extra: "
-            "pip install 'atsuko-search[bert]' (transformers)"
-        ) from None
+    folder = bert_folder(folder)
+    AutoTokenizer = transformers().AutoTokenizer
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:

@@ -18,31 +18,43 @@ from torch import Tensor, nn
 from atsuko.errors import ConfigError, DataError
 
 
+def bert_folder(path: str | Path | None) -> Path:
+    """`model.bert_path`, checked: given, and a folder."""
+    if not path:
+        raise ConfigError(
+            "model.bert_path: required when model.text_encoder is 'bert' "
+            "(a local folder with a BERT config and weights)"
+        )
+    if not Path(path).is_dir():
+        raise ConfigError(f"model.bert_path: no such folder: {path}")
+    return Path(path)
+
+
+def transformers():
+    """The optional `transformers` package, or a ConfigError naming the extra to install."""
+    try:
+        import transformers as module
+    except ImportError:
+        raise ConfigError(
+            "model.text_encoder 'bert' needs the optional extra: "
+            "pip install 'atsuko-search[bert]' (transformers)"
+        ) from None
+    return module
+
+
 class BertTextEncoder(nn.Module):
     """(B, 3, L) ids -> last hidden states (B, L, H) and valid lengths (B,)."""
 
     def __init__(self, path: str | Path | None):
         super().__init__()
-        if not path:
-            raise ConfigError(
-                "model.bert_path: required when model.text_encoder is 'bert' "
-                "(a local folder with a BERT config and weights)"
-            )
-        if not Path(path).is_dir():
-            raise ConfigError(f"model.bert_path: no such folder: {path}")
-        try:
-            from transformers import AutoModel
-            from transformers.utils import logging as hf_logging
-        except ImportError:
-            raise ConfigError(
-                "model.text_encoder 'bert' needs the optional extra: "
-                "pip install 'atsuko-search[bert]' (transformers)"
-            ) from None
+        path = bert_folder(path)
+        hf = transformers()
+        hf_logging = hf.utils.logging
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the unused pooler's weights are expected, not news
         hf_logging.disable_progress_bar()
         try:
-            self.bert = AutoModel.from_pretrained(
+            self.bert = hf.AutoModel.from_pretrained(
                 str(path), local_files_only=True, add_pooling_layer=False
             )
         except (OSError, ValueError) as exc:
