@@ -154,8 +154,9 @@ def _search_flags(p: ArgumentParser) -> None:
     search = p.add_argument_group("search")
     search.add_argument(
         "--sampler",
-        choices=("tpe", "random", "cmaes"),
-        help="Optuna sampler (default tpe: multivariate, seeded)",
+        choices=("tpe", "tpe_rungs", "random", "cmaes"),
+        help="Optuna sampler (default tpe: multivariate, seeded); tpe_rungs ranks the trials "
+        "by their scores at one epoch, the latest that enough trials reached (BOHB-style)",
     )
     search.add_argument(
         "--scheduler",

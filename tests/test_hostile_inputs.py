@@ -94,6 +94,8 @@ ROWS = [
     ("search epochs twice", "search", [*SYNTH, "--max-epochs", "2", "--set", "train.epochs=3"],
      "--max-epochs"),
     ("train dataset twice", "train", ["--synthetic", "--set", "dataset=sims"], "--dataset"),
+    ("bench seeds 0", "bench", ["--only", "efficiency", "--seeds", "0"], "--seeds"),
+    ("bench seeds, no replay", "bench", ["--only", "memory", "--seeds", "3"], "--seeds"),
     ("bench table, no replay", "bench", ["--only", "memory", "--table", "{wrong_shape}"],
      "--table"),
     ("record seed -1", "record", ["--seed", "-1"], "--seed"),

@@ -33,7 +33,8 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     with its first rung at max-epochs / 8, reduction factor 4 and one bracket; the variants
     change one or two of those; `tpe_rung` cuts once only, at that first rung, keeping a
     quarter; `tpe_onset` stops, at the default onset epoch, the trials no better than the
-    label-median score. The search's defaults are one of them or `default`."""
+    label-median score; `tpe_rungs_asha` is `tpe_asha` with TPE fitted on the trials at one
+    epoch (BOHB-style). The search's defaults are one of them or `default`."""
     max_t = int(table["meta"]["max_epochs"])
     first = max(1, max_t // 8)
     grace, _ = grace_candidates(table)
@@ -52,6 +53,7 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
         f"tpe_asha_grace{grace}_rf3": {**asha, "grace_period": grace, "reduction_factor": 3},
         "tpe_rung": {**rung, "grace_period": first, "reduction_factor": 4},
         "tpe_onset": {"sampler": "tpe", "scheduler": "onset", "onset_epoch": default_onset(max_t)},
+        "tpe_rungs_asha": {**asha, "sampler": "tpe_rungs"},
     }
     if default_method(out, max_t) == "default":
         out["default"] = defaults(max_t)

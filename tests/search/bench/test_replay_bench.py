@@ -47,7 +47,7 @@ def test_replay_comparison_runs_every_method_on_the_simulated_clock(tmp_path):
     table = _table(tmp_path / "table.json.gz", space)
     r = replay_section(tmp_path / "table.json.gz", tmp_path / "work", seeds=2, budgets=(2,))
     names = list(methods(table))
-    assert {"tpe_rung", "tpe_onset"} <= set(names)  # the search's own options, replayed
+    assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha"} <= set(names)  # options of the search
     assert r["table_configs"] == 12 and r["replay_seeds"] == 2
     assert r["default_method"] == default_method(methods(table), 6) != "default"
     assert set(r["replay_regret"]) == set(names)
