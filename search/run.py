@@ -154,31 +154,42 @@ def _search_flags(p: ArgumentParser) -> None:
     search = p.add_argument_group("search")
     search.add_argument(
         "--sampler",
-        choices=("tpe", "random", "cmaes"),
-        help="Optuna sampler (default tpe: multivariate, seeded)",
+        choices=("tpe", "tpe_rungs", "random", "cmaes"),
+        help="Optuna sampler (default tpe: multivariate, seeded); tpe_rungs ranks the trials "
+        "by their scores at one epoch, the latest that enough trials reached (BOHB-style)",
     )
     search.add_argument(
         "--scheduler",
-        choices=("asha", "none"),
-        help="asha stops poor trials early (default); none runs every trial to its full budget",
+        choices=("asha", "rung", "onset", "none"),
+        help="asha stops poor trials early (default); rung cuts once, at --grace-period, and "
+        "runs the trials it keeps to the end; onset stops, at --onset-epoch, the trials no "
+        "better than predicting the training labels' median (majority class); none runs every "
+        "trial to its full budget",
     )
     search.add_argument(
         "--grace-period",
         type=positive_int,
         metavar="N",
-        help="ASHA: epochs before a trial can be stopped (default max-epochs/8)",
+        help="ASHA and rung: epochs before a trial can be stopped (default max-epochs/8)",
     )
     search.add_argument(
         "--reduction-factor",
         type=number(int, lambda v: v >= 2, "an integer >= 2"),
         metavar="N",
-        help="ASHA: each rung keeps the best 1/N of the trials that reach it (default 4)",
+        help="ASHA and rung: each rung keeps the best 1/N of the trials that reach it (default 4)",
     )
     search.add_argument(
         "--brackets",
         type=positive_int,
         metavar="N",
         help="ASHA: brackets of different first rungs, Hyperband-style hedging (default 1)",
+    )
+    search.add_argument(
+        "--onset-epoch",
+        type=positive_int,
+        metavar="N",
+        help="onset: the epoch at which a trial must beat the label-median score "
+        "(default max-epochs/5, at least 2)",
     )
     search.add_argument(
         "--seed",

@@ -56,6 +56,15 @@ def default_grace(max_epochs: int) -> int:
     return max(1, max_epochs // GRACE_DIVISOR)
 
 
+ONSET_DIVISOR = 5  # --scheduler onset judges a trial at max-epochs / ONSET_DIVISOR ...
+ONSET_MIN = 2  # ... and never before its second epoch (the first is often still at the baseline)
+
+
+def default_onset(max_epochs: int) -> int:
+    """The epoch of the learning-onset stop when `--onset-epoch` is not given."""
+    return min(max_epochs, max(ONSET_MIN, round(max_epochs / ONSET_DIVISOR)))
+
+
 @dataclass
 class Settings:
     dataset: str | None = None
@@ -74,6 +83,7 @@ class Settings:
     grace_period: int | None = None
     reduction_factor: int = REDUCTION_FACTOR
     brackets: int = BRACKETS
+    onset_epoch: int | None = None  # --scheduler onset: default_onset(max epochs)
     seed: int = 0
     time_budget: float | None = None
     epoch_budget: int | None = None
@@ -218,13 +228,18 @@ def _flags_of_keys(s: Settings) -> dict[str, str]:
 
 
 def _check_grace(s: Settings, epochs: int) -> None:
-    """ASHA's first rung must come before a trial's last epoch (the resolved `train.epochs`,
-    which `--max-epochs` sets)."""
+    """ASHA's first rung, and the onset stop's epoch, must come before a trial's last epoch
+    (the resolved `train.epochs`, which `--max-epochs` sets)."""
+    source = "--max-epochs" if s.max_epochs is not None else "the configuration's train.epochs"
     if s.grace_period is not None and s.grace_period > epochs:
-        source = "--max-epochs" if s.max_epochs is not None else "the configuration's train.epochs"
         raise ConfigError(
             f"--grace-period {s.grace_period} is above the {epochs} epochs of a trial "
-            f"({source}): ASHA's first rung must come before the last epoch"
+            f"({source}): the scheduler's first rung must come before the last epoch"
+        )
+    if s.onset_epoch is not None and s.onset_epoch > epochs:
+        raise ConfigError(
+            f"--onset-epoch {s.onset_epoch} is above the {epochs} epochs of a trial ({source}): "
+            "the onset stop must come before the last epoch"
         )
 
 

@@ -26,6 +26,7 @@ SEARCH_ONLY = (
     "grace_period",
     "reduction_factor",
     "brackets",
+    "onset_epoch",
     "epoch_budget",
     "seed",
     "final_seeds",
@@ -37,13 +38,38 @@ SEARCH_ONLY = (
 )
 
 
-# ASHA's own flags: they set nothing under --scheduler none
-ASHA_FLAGS = ("grace_period", "reduction_factor", "brackets")
+# each scheduler's own flags: under another scheduler they would set nothing
+SCHEDULER_FLAGS = {
+    "asha": ("grace_period", "reduction_factor", "brackets"),
+    "rung": ("grace_period", "reduction_factor"),
+    "onset": ("onset_epoch",),
+    "none": (),
+}
+SCHEDULER_DOES = {
+    "asha": "ASHA cuts at rungs grace x rf^k",
+    "rung": "rung cuts once, at --grace-period",
+    "onset": "onset stops trials no better than the label-median score at --onset-epoch",
+    "none": "none runs every trial to its full budget",
+}
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     """The flags among `names` that the command line gave."""
     return [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) not in (None, False)]
+
+
+def _check_scheduler_flags(args: argparse.Namespace) -> None:
+    """A flag of another scheduler than the one chosen (asha by default) is refused."""
+    chosen = args.scheduler or "asha"
+    for name in sorted({f for flags in SCHEDULER_FLAGS.values() for f in flags}):
+        if name in SCHEDULER_FLAGS[chosen] or not _given(args, (name,)):
+            continue
+        flag = _given(args, (name,))[0]
+        owners = [s for s, flags in SCHEDULER_FLAGS.items() if name in flags]
+        raise ConfigError(
+            f"{flag} sets the {' or '.join(owners)} scheduler, but the scheduler is {chosen} "
+            f"({SCHEDULER_DOES[chosen]}); use --scheduler {owners[0]} or drop {flag}"
+        )
 
 
 def datasets(text: str | None) -> list[str]:
@@ -66,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--diagnostics-epochs sets the diagnostics' budget: add --diagnostics")
     if args.warm_start_k is not None and not args.warm_start:
         raise ConfigError("--warm-start-k sets how many configurations --warm-start takes: add it")
-    given = _given(args, ASHA_FLAGS)
-    if args.scheduler == "none" and given:
-        raise ConfigError(
-            f"{given[0]} sets ASHA, but --scheduler none runs every trial to its full budget; "
-            "drop one of them"
-        )
+    _check_scheduler_flags(args)
     if args.final_seeds == 0 and args.final_top_k is not None:
         raise ConfigError(
             "--final-top-k picks among the final re-runs, but --final-seeds 0 skips them; "

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atsuko.cli import ArgumentParser, run_cli
+from atsuko.cli import ArgumentParser, positive_int, run_cli
 from search.bench.efficiency import efficiency_section
 from search.bench.gpu import gpu_section
 from search.bench.loading import loading_section
@@ -384,9 +384,20 @@ def main(argv: list[str] | None = None) -> int:
         help="the curve table of the replay comparison (default: the committed one, "
         "made by python -m search.bench.record)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        metavar="N",
+        help="seeds of the replay comparison, its speedups and both replays' compute ratios "
+        "(default: 10 and 3 with --quick, 30 and 10 without)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     sections = args.only or list(SECTIONS)
+    if args.seeds:
+        if "efficiency" not in sections:  # the replay, its only reader, would not run
+            raise BenchError("--seeds sets the efficiency section's replay: add --only efficiency")
+        plan = dataclasses.replace(plan, replay_seeds=args.seeds, replay_compute_seeds=args.seeds)
     if args.table:
         if "efficiency" not in sections:  # the replay, its only reader, would not run
             raise BenchError("--table feeds the efficiency section: add --only efficiency")

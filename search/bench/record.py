@@ -136,6 +136,8 @@ def meta_for(work: Path, command: str) -> dict[str, Any]:
         "data_sha256": sha256_file(synthetic_path(base.data)) if base.data.synthetic else None,
         "metric": summary["select"]["metric"],
         "mode": summary["select"]["mode"],
+        # what --scheduler onset's replay judges against (search.bench.simulate)
+        "label_median_score": _label_median_score(base, summary["select"]["metric"]),
         "max_epochs": base.train.epochs,
         "patience": base.train.patience,
         "sampler": settings.sampler,
@@ -146,6 +148,13 @@ def meta_for(work: Path, command: str) -> dict[str, Any]:
         "recorded": time.strftime("%Y-%m-%d"),
         "versions": versions(),
     }
+
+
+def _label_median_score(base: Any, metric: str) -> float:
+    from atsuko.data.load import load_for_run
+    from search.study.onset import label_median_score
+
+    return label_median_score(load_for_run(base, log=None), metric)
 
 
 def convert(work: Path, table: Path, command: str) -> dict[str, Any]:

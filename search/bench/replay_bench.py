@@ -22,7 +22,7 @@ from search.bench.measures import asha_mean_epochs
 from search.bench.replay_stats import grace_candidates
 from search.bench.runner import BenchError, say
 from search.bench.simulate import simulate_search, table_space
-from search.settings import BRACKETS, REDUCTION_FACTOR, default_grace
+from search.settings import BRACKETS, REDUCTION_FACTOR, default_grace, default_onset
 
 MARGIN = 1.5  # trials beyond the expected count, so that every search can spend its budget
 
@@ -31,7 +31,10 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Method name -> its search settings (sampler, scheduler and every ASHA setting, given
     explicitly, so that a name means the same whatever the defaults are): `tpe_asha` is ASHA
     with its first rung at max-epochs / 8, reduction factor 4 and one bracket; the variants
-    change one or two of those. The search's defaults are one of them or `default`."""
+    change one or two of those; `tpe_rung` cuts once only, at that first rung, keeping a
+    quarter; `tpe_onset` stops, at the default onset epoch, the trials no better than the
+    label-median score; `tpe_rungs_asha` is `tpe_asha` with TPE fitted on the trials at one
+    epoch (BOHB-style). The search's defaults are one of them or `default`."""
     max_t = int(table["meta"]["max_epochs"])
     first = max(1, max_t // 8)
     grace, _ = grace_candidates(table)
@@ -39,6 +42,7 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
         grace = min(max_t - 1, 2 * grace)
     asha = {"sampler": "tpe", "scheduler": "asha", "grace_period": first,
             "reduction_factor": 4, "brackets": 1}  # fmt: skip
+    rung = {"sampler": "tpe", "scheduler": "rung"}
     out = {
         "random": {"sampler": "random", "scheduler": "none"},
         "tpe": {"sampler": "tpe", "scheduler": "none"},
@@ -47,6 +51,9 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "tpe_asha_brackets3": {**asha, "brackets": 3},
         f"tpe_asha_grace{grace}": {**asha, "grace_period": grace},
         f"tpe_asha_grace{grace}_rf3": {**asha, "grace_period": grace, "reduction_factor": 3},
+        "tpe_rung": {**rung, "grace_period": first, "reduction_factor": 4},
+        "tpe_onset": {"sampler": "tpe", "scheduler": "onset", "onset_epoch": default_onset(max_t)},
+        "tpe_rungs_asha": {**asha, "sampler": "tpe_rungs"},
     }
     if default_method(out, max_t) == "default":
         out["default"] = defaults(max_t)
@@ -65,15 +72,19 @@ def default_method(named: dict[str, dict[str, Any]], max_t: int) -> str:
 
 
 def num_samples(table: dict[str, Any], change: dict[str, Any], budget: int) -> int:
-    """Trials enough for a method to spend `budget` epochs (ASHA's mean epochs a trial, or
-    the recorded mean curve length), with a margin."""
+    """Trials enough for a method to spend `budget` epochs (ASHA's mean epochs a trial; the
+    first rung for a single rung, which keeps few; the onset epoch for the onset stop, a
+    lower bound; or the recorded mean curve length), with a margin."""
     max_t = int(table["meta"]["max_epochs"])
+    lengths = [len(t["scores"]) for t in table["trials"]]
+    per = sum(lengths) / len(lengths)
     if change["scheduler"] == "asha":
         per = asha_mean_epochs(max_t, change["grace_period"], change["reduction_factor"])
         per /= change["brackets"]  # brackets > 1 start some trials at later rungs only
-    else:
-        lengths = [len(t["scores"]) for t in table["trials"]]
-        per = sum(lengths) / len(lengths)
+    elif change["scheduler"] == "rung":
+        per = min(per, change["grace_period"])
+    elif change["scheduler"] == "onset":
+        per = min(per, change["onset_epoch"])
     return max(1, math.ceil(MARGIN * budget / max(per, 1.0)))
 
 

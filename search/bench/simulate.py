@@ -14,6 +14,9 @@ search's seed (`search.study.asha`); Ray's own draw, which that replaces, still 
 from numpy's global generator: seeded with the search's seed for the search, restored after it.
 A trial's curve comes from `answer`: the nearest recorded configuration's curve (the default),
 or a curve of its own from the surrogate (`search.bench.surrogate`).
+The onset stop (`--scheduler onset`) is judged against the label-median score of the data the
+table was recorded on, generated again from the table's metadata and checked against its
+recorded sha256 (`table_onset_score`), as the driver computes it from the loaded dataset.
 Tested in `tests/search/bench/test_simulate.py` (against the Tune replay too).
 """
 
@@ -170,6 +173,37 @@ def table_space(table: dict[str, Any]) -> Any:
     return load_space(None, base)
 
 
+_ONSET_SCORES: dict[str, float] = {}  # data sha256 -> label-median score (one load a process)
+
+
+def table_onset_score(table: dict[str, Any]) -> float:
+    """The label-median score (`search.study.onset`) of the data the table was recorded on:
+    its metadata's `label_median_score` where the recording wrote it, else computed from the
+    synthetic data generated again from its metadata (which must give the recorded file)."""
+    from atsuko.data.load import load_for_run, synthetic_path
+    from search.bench.runner import BenchError
+    from search.provenance import sha256_file
+    from search.settings import Settings, base_config
+    from search.study.onset import label_median_score
+
+    meta = table["meta"]
+    if meta.get("label_median_score") is not None:
+        return float(meta["label_median_score"])
+    recorded = meta.get("data_sha256")
+    if not meta.get("synthetic") or not recorded:
+        raise BenchError("the onset stop's replay needs a table recorded on synthetic data")
+    if recorded not in _ONSET_SCORES:
+        settings = Settings(dataset=meta["dataset"], synthetic=True, scale=meta["scale"])
+        base, _ = base_config(settings)
+        if sha256_file(synthetic_path(base.data)) != recorded:
+            raise BenchError(
+                f"the synthetic {meta['dataset']} data at scale {meta['scale']:g} made here "
+                f"differs from the table's (sha256 {recorded[:12]}...): no onset score for it"
+            )
+        _ONSET_SCORES[recorded] = label_median_score(load_for_run(base, log=None), meta["metric"])
+    return _ONSET_SCORES[recorded]
+
+
 def simulate_search(
     table: dict[str, Any],
     space: Any,
@@ -186,7 +220,10 @@ def simulate_search(
 
     s = Settings(**settings)
     max_epochs = int(table["meta"]["max_epochs"])
-    searcher, scheduler = search_algorithms(s, space, table["meta"]["mode"], max_epochs)
+    onset = table_onset_score(table) if s.scheduler == "onset" else None
+    searcher, scheduler = search_algorithms(
+        s, space, table["meta"]["mode"], max_epochs, onset_score=onset
+    )
     return simulate(
         table,
         searcher,

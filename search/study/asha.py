@@ -8,7 +8,9 @@ more rungs is likelier), so a restored trial is back in its bracket; and it reco
 restored trial's scores at the rungs it had reached (its `result.json`, up to the result the
 restored snapshot holds), as the first run recorded them. Imported only after
 `search.runtime.session` has set Ray's environment (it imports Ray).
-Tested in `tests/search/study/test_asha.py` and `tests/search/study/test_driver_resume.py`.
+`SingleRung` (`--scheduler rung`) is the same with one cut only, at the first rung.
+Tested in `tests/search/study/test_asha.py`, `tests/search/study/test_driver_resume.py` and
+`tests/search/study/test_schedulers.py`.
 """
 
 from __future__ import annotations
@@ -54,3 +56,15 @@ class ResumableASHA(ASHAScheduler):
         for milestone, recorded in bracket._rungs:
             if milestone <= reached and milestone in scores and trial.trial_id not in recorded:
                 recorded[trial.trial_id] = self._metric_op * scores[milestone]
+
+
+class SingleRung(ResumableASHA):
+    """One cut at `grace_period`: a trial reaching it continues if its score is in the top
+    1/`reduction_factor` of those recorded there so far (ASHA's asynchronous rule); every
+    trial that passes runs to its end. ASHA with one bracket would cut again at grace x rf,
+    grace x rf^2, ... below `max_t`: only its first rung is kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(brackets=1, **kwargs)
+        for bracket in self._brackets:
+            bracket._rungs = bracket._rungs[-1:]  # Ray lists the rungs largest first

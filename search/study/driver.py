@@ -26,7 +26,7 @@ from search.runtime import tuner
 from search.runtime.records import METRIC, TrialRecord, write_csv
 from search.runtime.shared_data import SharedData
 from search.runtime.storage import Storage
-from search.settings import Settings, base_config, default_grace, load_base, save
+from search.settings import Settings, base_config, default_grace, default_onset, load_base, save
 from search.study import export
 from search.study.final import describe as describe_final
 from search.study.space import Space, load_space
@@ -203,11 +203,12 @@ def search_algorithms(
     metric_mode: str,
     max_epochs: int,
     seeds: list[tuple[dict[str, Any], str]] = (),
+    onset_score: float | None = None,
 ) -> tuple[Any, Any]:
     """The searcher (OptunaSearch with the seeded sampler; `seeds` first) and the scheduler
-    (ASHA that a --resume restores, `search.study.asha`, or None for FIFO) of a search: what
-    the Tuner runs, and what the benchmark's simulated replay drives directly."""
-    from search.study.asha import ResumableASHA
+    (ASHA or its single rung, which a --resume restores, `search.study.asha`; the onset stop
+    against `onset_score`, `search.study.onset`; or None for FIFO) of a search: what the
+    Tuner runs, and what the benchmark's simulated replay drives directly."""
     from search.study.searcher import PrunedAwareOptunaSearch, make_sampler
 
     searcher = PrunedAwareOptunaSearch(
@@ -217,18 +218,27 @@ def search_algorithms(
         sampler=make_sampler(settings.sampler, settings.seed),
         seeds=seeds,
     )
-    scheduler = None  # FIFO
+    return searcher, make_scheduler(settings, max_epochs, onset_score)
+
+
+def make_scheduler(settings: Settings, max_epochs: int, onset_score: float | None) -> Any:
+    """The scheduler `settings.scheduler` names (None: FIFO)."""
+    from search.study.asha import ResumableASHA, SingleRung
+    from search.study.onset import OnsetStop
+
+    grace = min(settings.grace_period or default_grace(max_epochs), max_epochs)
+    rungs = {"seed": settings.seed, "time_attr": "epoch", "max_t": max_epochs,
+             "grace_period": grace, "reduction_factor": settings.reduction_factor}  # fmt: skip
     if settings.scheduler == "asha":
-        grace = settings.grace_period or default_grace(max_epochs)
-        scheduler = ResumableASHA(
-            seed=settings.seed,
-            time_attr="epoch",
-            max_t=max_epochs,
-            grace_period=min(grace, max_epochs),
-            reduction_factor=settings.reduction_factor,
-            brackets=settings.brackets,
-        )
-    return searcher, scheduler
+        return ResumableASHA(brackets=settings.brackets, **rungs)
+    if settings.scheduler == "rung":
+        return SingleRung(**rungs)
+    if settings.scheduler == "onset":
+        if onset_score is None:
+            raise ValueError("--scheduler onset needs the label-median score of the dataset")
+        epoch = min(settings.onset_epoch or default_onset(max_epochs), max_epochs)
+        return OnsetStop(epoch=epoch, baseline=onset_score)
+    return None  # FIFO
 
 
 def search_tuner(
@@ -243,11 +253,14 @@ def search_tuner(
     callbacks: list,
     seeds: list[tuple[dict[str, Any], str]] = (),
     stop: Any = None,
+    onset_score: float | None = None,
 ) -> Any:
     """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
     epoch and time budgets of `search.study.budget`, which count once across --resume and
     which the driver reads after the run)."""
-    searcher, scheduler = search_algorithms(settings, space, metric_mode, max_epochs, seeds)
+    searcher, scheduler = search_algorithms(
+        settings, space, metric_mode, max_epochs, seeds, onset_score
+    )
     return tuner.build_tuner(
         trainable,
         storage_path=settings.storage.location,
@@ -303,6 +316,22 @@ def upload(store: Storage) -> None:
         )
 
 
+def onset_baseline(job: Job) -> float | None:
+    """`--scheduler onset`'s baseline: the label-median score of the loaded dataset (a
+    resumed search has it in its restored scheduler)."""
+    if job.settings.scheduler != "onset" or job.resume:
+        return None
+    from search.study.onset import label_median_score
+
+    score = label_median_score(job.dataset, job.metric)
+    epoch = job.settings.onset_epoch or default_onset(job.base.train.epochs)
+    _say(
+        f"onset stop: a trial whose valid {job.metric} is no better than {score:.4f} (predicting "
+        f"the training labels' median, or majority class) by epoch {epoch} stops"
+    )
+    return score
+
+
 def _search(job: Job, session: ray_session.RaySession, make: Callable | None = None) -> int:
     from search.runtime.shared_data import share
     from search.runtime.trainable import make_trainable
@@ -335,6 +364,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
 
         _say(describe_warm(job.warm))
     _say(describe(session, store))
+    onset = onset_baseline(job)
     data = share(job.dataset)  # one copy in the object store, for trials and seed re-runs
     job.dataset = None  # ... and no second one in the driver for the rest of the search
     trainable = (make or make_trainable)(
@@ -362,6 +392,7 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             concurrency=concurrency,
             callbacks=callbacks,
             seeds=job.warm.pairs() if job.warm else [],
+            onset_score=onset,
         )
     try:
         results = runner.fit()

@@ -27,16 +27,20 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.runtime.records import STOPPED_EARLY, WARM_START
 
-SAMPLERS = ("tpe", "random", "cmaes")
+SAMPLERS = ("tpe", "tpe_rungs", "random", "cmaes")
 TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s
 log = logging.getLogger(__name__)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE (multivariate, grouped for conditional spaces), random, or CMA-ES; all seeded."""
+    """TPE (multivariate, grouped for conditional spaces; `tpe_rungs`: fitted on the trials at
+    one epoch, `search.study.rung_tpe`), random, or CMA-ES; all seeded."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(
+    if name in ("tpe", "tpe_rungs"):
+        from search.study.rung_tpe import RungTPESampler
+
+        tpe = RungTPESampler if name == "tpe_rungs" else optuna.samplers.TPESampler
+        return tpe(
             seed=seed,
             n_startup_trials=TPE_STARTUP,
             multivariate=True,

@@ -33,7 +33,7 @@ def test_help_explains_every_flag(capsys):
         "--dataset --synthetic --data --num-samples --max-epochs --concurrency --cpus-per-trial "
         "--gpus-per-trial --address --out --resume --space --sampler --scheduler --seed "
         "--time-budget --smoke-test --final-seeds --max-failures --dashboard-host --set --config "
-        "--final-top-k --reduction-factor --brackets --epoch-budget"
+        "--final-top-k --reduction-factor --brackets --epoch-budget --onset-epoch"
     )
     for flag in flags.split():
         assert flag in text, flag

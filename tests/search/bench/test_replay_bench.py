@@ -33,7 +33,7 @@ def _table(path, space) -> dict:
         )  # fmt: skip
     meta = {
         "dataset": "mosi", "scale": 0.02, "metric": "MAE", "mode": "min", "max_epochs": 6,
-        "space": space_doc(space),
+        "space": space_doc(space), "label_median_score": 0.9,
     }  # fmt: skip
     write_table(path, meta, trials)
     return {"meta": meta, "trials": trials}
@@ -47,6 +47,7 @@ def test_replay_comparison_runs_every_method_on_the_simulated_clock(tmp_path):
     table = _table(tmp_path / "table.json.gz", space)
     r = replay_section(tmp_path / "table.json.gz", tmp_path / "work", seeds=2, budgets=(2,))
     names = list(methods(table))
+    assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha"} <= set(names)  # options of the search
     assert r["table_configs"] == 12 and r["replay_seeds"] == 2
     assert r["default_method"] == default_method(methods(table), 6) != "default"
     assert set(r["replay_regret"]) == set(names)

@@ -8,7 +8,7 @@ from tune_replay import tune_replay
 
 from search.bench.curve_table import TABLE, distance, load_table, nearest, read_curves
 from search.bench.replay import trial_order_best
-from search.bench.simulate import simulate, simulate_search, table_space
+from search.bench.simulate import simulate, simulate_search, table_onset_score, table_space
 from search.settings import Settings
 from search.study import driver
 
@@ -27,8 +27,9 @@ def _watched(table, space, **change):
     """A simulated search whose trials (configuration, epochs run) are recorded, in order."""
     meta = table["meta"]
     settings = Settings(dataset=meta["dataset"], synthetic=True, scale=meta["scale"], **change)
+    onset = table_onset_score(table) if settings.scheduler == "onset" else None
     searcher, scheduler = driver.search_algorithms(
-        settings, space, meta["mode"], int(meta["max_epochs"])
+        settings, space, meta["mode"], int(meta["max_epochs"]), onset_score=onset
     )
     seen: dict[str, dict] = {}
     suggest, complete = searcher.suggest, searcher.on_trial_complete
@@ -87,6 +88,20 @@ def test_asha_stops_trials_and_the_budget_stops_the_search(table, space):
     assert len(path) == 50 and path == sorted(path, key=lambda p: (p[0], -p[1]))
 
 
+def test_the_onset_stop_ends_at_its_epoch_exactly_the_trials_that_learnt_nothing(table, space):
+    _, trials = _watched(
+        table, space, sampler="random", scheduler="onset", onset_epoch=2, seed=8, num_samples=8,
+        concurrency=1, max_epochs=table["meta"]["max_epochs"],
+    )  # fmt: skip
+    baseline = table_onset_score(table)
+    assert baseline == pytest.approx(1.2174, abs=1e-4)  # MAE of predicting the median, 0
+    for t in trials:
+        scores = nearest(table, t["config"])["scores"]
+        learnt = min(scores[:2]) < baseline
+        assert t["epochs"] == (len(scores) if learnt else 2)
+    assert sum(t["epochs"] == 2 for t in trials) >= 2  # some stopped: the test can fail
+
+
 def _settings(table, **change):
     meta = table["meta"]
     return {"dataset": meta["dataset"], "synthetic": True, "scale": meta["scale"],
@@ -105,11 +120,17 @@ def test_a_search_with_brackets_repeats_and_leaves_numpys_generator_alone(table,
 
 
 @pytest.mark.slow
-def test_asha_decisions_match_the_tune_replay(table, space, shared_ray, tmp_path):
+@pytest.mark.parametrize(
+    "scheduler", [{"scheduler": "asha", "seed": 5}, {"scheduler": "rung", "seed": 5},
+                  {"scheduler": "onset", "onset_epoch": 2, "seed": 8}],
+    ids=["asha", "rung", "onset"],
+)  # fmt: skip
+def test_scheduler_decisions_match_the_tune_replay(table, space, shared_ray, tmp_path, scheduler):
     """One trial at a time (no timing in play): Ray Tune running the replay trainable through
-    the driver and the simulation stop the same trials after the same epochs."""
-    change = {"sampler": "random", "scheduler": "asha", "seed": 5, "num_samples": 8,
-              "concurrency": 1, "max_epochs": 32}  # fmt: skip
+    the driver (which computes the onset score from the loaded data) and the simulation stop
+    the same trials after the same epochs."""
+    change = {"sampler": "random", "num_samples": 8, "concurrency": 1, "max_epochs": 32,
+              **scheduler}  # fmt: skip
     _, simulated = _watched(table, space, **change)
     meta = table["meta"]
     settings = {"dataset": meta["dataset"], "synthetic": True, "scale": meta["scale"],
@@ -119,6 +140,7 @@ def test_asha_decisions_match_the_tune_replay(table, space, shared_ray, tmp_path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     live = read_curves(tmp_path / "tune")
     assert [len(t["scores"]) for t in live] == [t["epochs"] for t in simulated]
+    assert any(t["epochs"] < len(nearest(table, t["config"])["scores"]) for t in simulated)
     assert [nearest(table, t["params"])["trial_id"] for t in live] == [
         nearest(table, t["config"])["trial_id"] for t in simulated
     ]

@@ -127,6 +127,8 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     r = replay_section(path, tmp_path / "work", 1, (1,), compute_seeds=1, compute_budgets=(1,))
     assert r["default_method"] in r["replay_compute"]["surrogate"]["1"]
     assert set(r["replay_compute"]) == {"nearest", "surrogate"}
+    for replay in r["replay_compute"].values():  # the onset score: from the regenerated data
+        assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha", "random"} <= set(replay["1"])
     (entry,) = r["tables"]
     assert entry["name"] == "slice" and entry["role"] == "tuning"
     assert set(entry) >= {"compute_ratio_median", "compute_ratio_iqr", "surrogate_rank_corr"}

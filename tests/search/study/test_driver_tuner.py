@@ -7,7 +7,7 @@ from search.study import budget as search_budget
 from search.study import driver
 
 
-def _tuner_args(monkeypatch, space, stop=None, **flags):
+def _tuner_args(monkeypatch, space, stop=None, onset_score=None, **flags):
     monkeypatch.setattr(driver.tuner, "build_tuner", lambda trainable, **kw: kw)
     return driver.search_tuner(
         Settings(dataset="mosei", out="unused", **flags),
@@ -19,6 +19,7 @@ def _tuner_args(monkeypatch, space, stop=None, **flags):
         concurrency=2,
         callbacks=[],
         stop=stop,
+        onset_score=onset_score,
     )
 
 
@@ -37,6 +38,18 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
     assert varied._reduction_factor == 3
     assert _rungs(varied) == [[8, 24], [24]]  # the second bracket starts at the second rung
     assert _scheduler(monkeypatch, space, scheduler="none") is None
+
+
+def test_rung_onset_and_tpe_rungs_reach_the_tuner(monkeypatch, space):
+    from search.study.onset import OnsetStop
+    from search.study.rung_tpe import RungTPESampler
+
+    assert _rungs(_scheduler(monkeypatch, space, scheduler="rung", grace_period=8)) == [[8]]
+    args = _tuner_args(monkeypatch, space, onset_score=1.2, scheduler="onset", onset_epoch=3,
+                       sampler="tpe_rungs")  # fmt: skip
+    onset = args["scheduler"]
+    assert isinstance(onset, OnsetStop) and (onset._epoch, onset._baseline) == (3, 1.2)
+    assert isinstance(args["search_alg"]._sampler, RungTPESampler)
 
 
 def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
