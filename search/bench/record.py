@@ -6,14 +6,15 @@
 
 It runs the project's own search (`search.study.driver.run`, as `search/run.py`): the random
 sampler with seed 0, no scheduler (every trial to its full budget of 32 epochs under the usual
-patience rule), two trials at once, no final re-runs, on the planted synthetic MOSI task (or on `--dataset`'s
-real features, `--data`, with `--set` pins as `search/run.py` takes them); then
-turns the finished search folder into the table (`search.bench.curve_table`). Rerunning the same
+patience rule), two trials at once, no final re-runs, on the planted synthetic MOSI task (or on
+real features, `--data`, with `--set` pins as `search/run.py` takes them); then turns the
+finished search folder into the table (`search.bench.curve_table`). Rerunning the same
 command resumes an interrupted recording (Ctrl-C, a killed driver) and, once the search is
 done, only converts; a flag that would change the recording (`--trials`, `--epochs`, `--scale`,
-`--seed`, `--dataset`, `--data`, `--set`, `--train-seed`) on a folder that holds one is an error, and so is a `--concurrency`,
-`--cpus-per-trial` or `--gpus-per-trial` other than the recording's own (it resumes with them);
-`--address` is used to resume. Tune's progress table shows how far it has come.
+`--seed`, `--dataset`, `--data`, `--set`, `--train-seed`) on a folder that holds one is an
+error, and so is a `--concurrency`, `--cpus-per-trial` or `--gpus-per-trial` other than the
+recording's own (it resumes with them); `--address` is used to resume. Tune's progress table
+shows how far it has come.
 
 `--train-seed N` pins every trial's training seed (`train.seed`, which the space does not
 sample): the random sampler's draws depend only on the space and `--seed`, so a second
@@ -76,9 +77,8 @@ def parser() -> ArgumentParser:
     p.add_argument("--concurrency", type=positive_int, help="trials at once (2)")
     p.add_argument("--cpus-per-trial", type=positive_float, help="(1)")
     p.add_argument("--gpus-per-trial", type=fraction, help="(0)")
-    p.add_argument(
-        "--work", default=None, help="the search's --out (runs/record/DATASET-SCALE, DATASET-real-STEM with --data)"
-    )
+    where = "the search's --out (runs/record/DATASET-SCALE; DATASET-real-STEM with --data)"
+    p.add_argument("--work", default=None, help=where)
     p.add_argument("--table", default=str(TABLE), help="where the table goes")
     p.add_argument("--address", default=None, help="join a running Ray cluster (host:port)")
     return p
