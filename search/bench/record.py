@@ -190,7 +190,7 @@ def meta_for(work: Path, command: str) -> dict[str, Any]:
     from search.study.space import load_space
 
     settings, base = load(work), load_base(work)
-    space = load_space(work / layout.SPACE_COPY, base)
+    space = load_space(work / layout.SPACE_COPY, base, pinned=cfg.parse_set(settings.sets))
     summary = json.loads((work / layout.SUMMARY).read_text())
     synthetic = base.data.synthetic
     data = synthetic_path(base.data) if synthetic else Path(base.data.path)
