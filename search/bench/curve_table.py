@@ -8,7 +8,8 @@ the usual patience rule) becomes one small gzipped JSON file:
               patience, sampler, seed, concurrency, space: [{name, kind, low, high, log,
               choices}], ...},
      "trials": [{"trial_id", "params", "scores": [valid score per epoch],
-                 "seconds": [seconds per epoch], "seed": training seed}, ...]}
+                 "seconds": [seconds per epoch], "seed": training seed,
+                 "repeats": [{seed, scores, seconds}] (a merged second seed, optional)}, ...]}
                  # in the order the search made them; older tables lack the newer keys
 
 `nearest` answers any configuration with the recorded one closest to it in the space's
