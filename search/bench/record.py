@@ -79,7 +79,11 @@ def parser() -> ArgumentParser:
     p.add_argument("--gpus-per-trial", type=fraction, help="(0)")
     where = "the search's --out (runs/record/DATASET-SCALE; DATASET-real-STEM with --data)"
     p.add_argument("--work", default=None, help=where)
-    p.add_argument("--table", default=str(TABLE), help="where the table goes")
+    p.add_argument(
+        "--table",
+        help="where the table goes (the committed planted-MOSI table; with --data, --set, "
+        "--train-seed or another --dataset, search/bench/curves/WORK-NAME.json.gz)",
+    )
     p.add_argument("--address", default=None, help="join a running Ray cluster (host:port)")
     return p
 
@@ -150,6 +154,13 @@ def default_work(args: argparse.Namespace) -> Path:
     if args.data:
         return Path("runs/record") / f"{args.dataset}-real-{Path(args.data).stem}"
     return Path("runs/record") / f"{args.dataset}-{(args.scale or DEFAULTS['scale']):g}"
+
+
+def default_table(args: argparse.Namespace, work: Path) -> Path:
+    """The committed table for the plain planted-MOSI recording; any other recording gets its
+    own file, named after its --work, so that it never replaces the committed one."""
+    plain = args.dataset == "mosi" and not (args.data or args.sets or args.train_seed is not None)
+    return TABLE if plain else TABLE.parent / f"{work.name}.json.gz"
 
 
 def settings_for(args: argparse.Namespace, work: Path) -> Any:
@@ -243,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _check_flags(args)
     work = Path(args.work) if args.work else default_work(args)
+    table = Path(args.table) if args.table else default_table(args, work)
     given = shlex.join(sys.argv[1:] if argv is None else argv)
     command = f"python -m search.bench.record {given}".strip()
     from search.settings import load
@@ -265,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         code = driver.run(settings_for(args, work))
         if code != 0:
             return code
-    meta = convert(work, Path(args.table), command)
+    meta = convert(work, table, command)
     print(
-        f"curve table: {args.table} ({meta['trials']} configurations, {data_label(meta)}, "
+        f"curve table: {table} ({meta['trials']} configurations, {data_label(meta)}, "
         f"data sha256 {meta['data_sha256']})",
         flush=True,
     )
-    print(describe(Path(args.table)), flush=True)
+    print(describe(table), flush=True)
     return 0
 
 

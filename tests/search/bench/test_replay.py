@@ -139,3 +139,26 @@ def test_a_recording_on_real_format_data_keeps_its_file_pins_and_seed(shared_ray
                for d, t in zip(drawn, table["trials"], strict=True))  # fmt: skip
     held = dict(meta, sets=["lr=0.002"])  # a second seed's recording draws the same space
     assert table_space({"meta": held}).params == space.params
+
+
+def test_only_the_plain_planted_recording_writes_the_committed_table():
+    """A real-data, pinned or second-seed recording goes to a table named after its --work,
+    never over the committed planted-MOSI table."""
+    from pathlib import Path
+
+    from search.bench.curve_table import TABLE
+    from search.bench.record import default_table, default_work, parser
+
+    def where(*argv: str) -> tuple[Path, Path]:
+        args = parser().parse_args(list(argv))
+        work = Path(args.work) if args.work else default_work(args)
+        return work, default_table(args, work)
+
+    assert where() == (Path("runs/record/mosi-0.2"), TABLE)
+    real = where("--data", "x/aligned_50.pkl")
+    assert real == (
+        Path("runs/record/mosi-real-aligned_50"),
+        TABLE.parent / "mosi-real-aligned_50.json.gz",
+    )
+    assert where("--train-seed", "1112", "--work", "w/seed2")[1] == TABLE.parent / "seed2.json.gz"
+    assert where("--set", "lr=0.002")[1] != TABLE and where("--dataset", "sims")[1] != TABLE
