@@ -19,6 +19,18 @@ def sha256_file(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
+def sha256_path(path: str | Path) -> str | None:
+    """sha256 of a data file, or of a folder's files (their relative paths and contents, in
+    sorted order); None for a missing path."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(f for f in path.rglob("*") if f.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
 PACKAGES = ("torch", "ray", "optuna", "numpy", "scikit-learn", "matplotlib")
 
 

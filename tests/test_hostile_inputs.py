@@ -101,6 +101,10 @@ ROWS = [
     ("record seed -1", "record", ["--seed", "-1"], "--seed"),
     ("record scale nan", "record", ["--scale", "nan"], "--scale"),
     ("record gpus -1", "record", ["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    ("record scale with data", "record", ["--data", "{wrong_shape}", "--scale", "0.5"],
+     "--scale 0.5"),
+    ("record set seed", "record", ["--set", "seed=3"], "--train-seed"),
+    ("record train seed -1", "record", ["--train-seed", "-1"], "--train-seed"),
     # configuration values via --set
     ("search set scale nan", "search", [*SYNTH, "--set", "scale=nan"], "data.scale"),
     ("train set scale nan", "train", ["--synthetic", "--set", "scale=nan"], "data.scale"),
@@ -280,3 +284,33 @@ def test_a_train_out_folder_stays_usable_after_a_bad_command(files, tmp_path):
     done = run_in(tmp_path, command("train", [*tiny, "--json"], files, out))
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "results.json").is_file()
+
+
+HELD = ["--data", "{not_pickle}", "--set", "lr=0.002", "--train-seed", "7"]  # a recording's flags
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "given, names",
+    [(["--data", "{not_pickle}", "--set", "lr=0.003", "--train-seed", "7"],
+      "--set lr=0.002, not lr=0.003"),
+     (["--data", "{wrong_shape}", "--set", "lr=0.002", "--train-seed", "7"], "--data"),
+     (["--data", "{not_pickle}", "--set", "lr=0.002", "--train-seed", "8"],
+      "--train-seed 7, not 8"),
+     (["--data", "{not_pickle}", "--train-seed", "7"], "--set lr=0.002, not (none)"),
+     (["--set", "lr=0.002", "--train-seed", "7"], "--data")],
+)  # fmt: skip
+def test_record_refuses_a_work_folder_that_holds_another_recording(files, tmp_path, given, names):
+    """A --work holding a recording of other data, pins or training seed is refused before
+    anything runs, naming the flag; the folder is left as it was."""
+    import json
+
+    from search.bench import record
+
+    work = tmp_path / "work"
+    held = record.parser().parse_args([a.format(**files) for a in HELD])
+    work.mkdir()
+    (work / "search.json").write_text(json.dumps(record.settings_for(held, work).to_json()))
+    before = {f.name: f.read_bytes() for f in work.iterdir()}
+    assert_refused(run_in(tmp_path / "cwd", command("record", given, files, work)), names)
+    assert {f.name: f.read_bytes() for f in work.iterdir()} == before

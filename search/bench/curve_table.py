@@ -3,10 +3,14 @@
 A finished search folder (random sampler, no scheduler: every trial to its full budget under
 the usual patience rule) becomes one small gzipped JSON file:
 
-    {"meta": {command, dataset, scale, data_sha256, metric, mode, max_epochs, patience,
-              sampler, seed, concurrency, space: [{name, kind, low, high, log, choices}], ...},
+    {"meta": {command, dataset, synthetic, scale (null on real data), data_file (its name on
+              real data), data_sha256, sets (--set pins), train_seed, metric, mode, max_epochs,
+              patience, sampler, seed, concurrency, space: [{name, kind, low, high, log,
+              choices}], ...},
      "trials": [{"trial_id", "params", "scores": [valid score per epoch],
-                 "seconds": [seconds per epoch]}, ...]}   # in the order the search made them
+                 "seconds": [seconds per epoch], "seed": training seed,
+                 "repeats": [{seed, scores, seconds}] (a merged second seed, optional)}, ...]}
+                 # in the order the search made them; older tables lack the newer keys
 
 `nearest` answers any configuration with the recorded one closest to it in the space's
 normalised coordinates: each number mapped to [0, 1] over its range (on a log scale for log
@@ -28,6 +32,14 @@ from search.study.space import Space
 
 TABLE_VERSION = 1
 TABLE = Path(__file__).resolve().parent / "curves" / "mosi_planted.json.gz"  # the committed one
+
+
+def data_label(meta: dict[str, Any]) -> str:
+    """The data a table was recorded on, in words: `MOSI scale 0.2`, `MOSI aligned_50.pkl`."""
+    name = str(meta["dataset"]).upper()
+    if meta.get("synthetic", True):
+        return f"{name} scale {meta['scale']:g}"
+    return f"{name} {meta.get('data_file') or 'real data'}"
 
 
 def space_doc(space: Space) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search.bench.curve_table import load_table
+from search.bench.curve_table import data_label, load_table
 from search.bench.measures import asha_mean_epochs
 from search.bench.replay_stats import grace_candidates
 from search.bench.runner import BenchError, say
@@ -99,7 +99,7 @@ def jobs(table: dict[str, Any], seeds: int, budgets: tuple[int, ...]) -> list[di
                 settings = {
                     "dataset": meta["dataset"],
                     "synthetic": True,
-                    "scale": meta["scale"],
+                    "scale": meta.get("scale"),  # null on real data: the space is the same
                     "max_epochs": int(meta["max_epochs"]),
                     "num_samples": num_samples(table, change, budget),
                     "concurrency": 2,
@@ -259,7 +259,8 @@ def replay_section(
     out = {
         "replay_seeds": seeds,
         "table_configs": len(table["trials"]),
-        "table_scale": meta["scale"],
+        "table_scale": meta.get("scale"),
+        "table_data": data_label(meta),
         "default_method": name,
         "replay_speedup_median": default["speedup"][1],
         "replay_speedup_iqr": [default["speedup"][0], default["speedup"][2]],

@@ -15,9 +15,10 @@ def _q(q: list[float] | tuple[float, ...], digits: int = 2) -> str:
 
 def replay_details(r: dict[str, Any]) -> list[str]:
     """Speedup and regret (median and IQR over seeds) and mean rank, per budget and method."""
+    data = r.get("table_data") or f"MOSI scale {r['table_scale']:g}"  # older results: no label
     out = [
-        f"5r. replay on {r['table_configs']} recorded configurations (MOSI scale "
-        f"{r['table_scale']:g}), {r['replay_seeds']} seeds; default {r['default_method']}; "
+        f"5r. replay on {r['table_configs']} recorded configurations ({data}), "
+        f"{r['replay_seeds']} seeds; default {r['default_method']}; "
         f"ASHA first rung from the table's rank correlations: epoch "
         f"{r['replay_grace_from_table']} ({r['replay_rung_correlation']})"
     ]

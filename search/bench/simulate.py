@@ -158,19 +158,22 @@ def _run(
 
 
 def table_space(table: dict[str, Any]) -> Any:
-    """The search space the table was recorded on: the default space of its dataset."""
+    """The search space the table was recorded on: the default space of its dataset, less the
+    keys its `--set` pins fixed. Built on the synthetic stand-in whatever the table's data (the
+    space does not depend on the data source, and a real file need not be here)."""
     from search.settings import Settings, base_config
     from search.study.space import load_space
 
     meta = table["meta"]
     settings = Settings(
         dataset=meta["dataset"],
-        synthetic=bool(meta.get("synthetic", True)),
-        scale=meta["scale"],
+        synthetic=True,
+        scale=meta.get("scale"),
+        sets=list(meta.get("sets") or []),
         max_epochs=int(meta["max_epochs"]),
     )
-    base, _ = base_config(settings)
-    return load_space(None, base)
+    base, pinned = base_config(settings)
+    return load_space(None, base, pinned)
 
 
 _ONSET_SCORES: dict[str, float] = {}  # data sha256 -> label-median score (one load a process)

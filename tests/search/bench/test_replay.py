@@ -94,3 +94,71 @@ def test_recorded_random_search_replays_exactly(shared_ray, tmp_path):
         cwd=REPO, env=env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert code.returncode == 2 and "--trials: expected a positive integer, got '0'" in code.stderr
+
+
+@pytest.mark.slow
+def test_a_recording_on_real_format_data_keeps_its_file_pins_and_seed(shared_ray, tmp_path):
+    """`--data` (an MMSA pickle written by the project's own writer stands in for real
+    features), `--set` and `--train-seed`: the table names the file and its sha256, the pins
+    and every curve's training seed; the replay rebuilds its space without the pinned key and
+    the recording's sampler seed draws exactly the recorded configurations."""
+    from atsuko.data.registry import get_spec
+    from atsuko.data.synth_write import synthesize
+    from search.bench.simulate import simulate_search, table_space
+    from search.provenance import sha256_file
+    from search.settings import Settings
+    from search.study.driver import search_algorithms
+
+    data = synthesize(get_spec("mosi"), tmp_path / "data", scale=0.02, seed=0)
+    table_path = tmp_path / "real.json.gz"
+    args = ["--data", str(data), "--set", "lr=0.002", "--train-seed", "7", "--trials", "3"]
+    args += ["--epochs", "2", "--work", str(tmp_path / "record"), "--table", str(table_path)]
+    command = [sys.executable, "-m", "search.bench.record", *args]
+    command += ["--address", shared_ray["address"]]
+    done = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"MOSI {data.name}" in done.stdout
+    table = load_table(table_path)
+    meta = table["meta"]
+    assert meta["synthetic"] is False and meta["scale"] is None and meta["data_file"] == data.name
+    assert meta["data_sha256"] == sha256_file(data)
+    assert meta["sets"] == ["lr=0.002", "train.seed=7"] and meta["train_seed"] == 7
+    assert isinstance(meta["label_median_score"], float)
+    assert [t["seed"] for t in table["trials"]] == [7, 7, 7]
+
+    space = table_space(table)
+    assert "lr" not in [p.name for p in space.params]
+    assert [p["name"] for p in meta["space"]] == [p.name for p in space.params]
+    settings = {"dataset": "mosi", "synthetic": True, "scale": meta["scale"], "max_epochs": 2,
+                "num_samples": 3, "concurrency": 2, "seed": 0, "sampler": "random",
+                "scheduler": "none"}  # fmt: skip
+    assert simulate_search(table, space, settings, budget=6)  # the replay answers from it
+    searcher, _ = search_algorithms(Settings(**settings), space, meta["mode"], 2)
+    drawn = [searcher.suggest(f"t{k}") for k in range(3)]
+    assert all(distance(meta["space"], d, t["params"]) == (0, 0.0)
+               for d, t in zip(drawn, table["trials"], strict=True))  # fmt: skip
+    held = dict(meta, sets=["lr=0.002"])  # a second seed's recording draws the same space
+    assert table_space({"meta": held}).params == space.params
+
+
+def test_only_the_plain_planted_recording_writes_the_committed_table():
+    """A real-data, pinned or second-seed recording goes to a table named after its --work,
+    never over the committed planted-MOSI table."""
+    from pathlib import Path
+
+    from search.bench.curve_table import TABLE
+    from search.bench.record import default_table, default_work, parser
+
+    def where(*argv: str) -> tuple[Path, Path]:
+        args = parser().parse_args(list(argv))
+        work = Path(args.work) if args.work else default_work(args)
+        return work, default_table(args, work)
+
+    assert where() == (Path("runs/record/mosi-0.2"), TABLE)
+    real = where("--data", "x/aligned_50.pkl")
+    assert real == (
+        Path("runs/record/mosi-real-aligned_50"),
+        TABLE.parent / "mosi-real-aligned_50.json.gz",
+    )
+    assert where("--train-seed", "1112", "--work", "w/seed2")[1] == TABLE.parent / "seed2.json.gz"
+    assert where("--set", "lr=0.002")[1] != TABLE and where("--dataset", "sims")[1] != TABLE

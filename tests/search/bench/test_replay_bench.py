@@ -75,3 +75,20 @@ def test_the_default_method_is_found_by_its_settings_not_its_name():
     assert mine["grace_period"] == default_grace(32) and mine["scheduler"] == "asha"
     assert default_method({"a": {**mine, "brackets": 9}, "b": dict(mine)}, 32) == "b"
     assert default_method({"a": {**mine, "reduction_factor": 9}}, 32) == "default"
+
+
+def test_a_table_recorded_on_real_data_replays_and_is_named_by_its_file(tmp_path):
+    """A real-data table (scale null, its file's name, a --set pin): the replay rebuilds the
+    space without the pinned key, runs, and the report names the file, not a scale."""
+    from atsuko.config import resolve
+    from search.study.space import load_space
+
+    base = resolve(None, {"data.synthetic": True}, dataset="mosi")
+    space = load_space(None, base, pinned={"lr": 0.002})
+    path = tmp_path / "table.json.gz"
+    table = _table(path, space)
+    meta = dict(table["meta"], synthetic=False, scale=None, data_file="aligned_50.pkl")
+    write_table(path, {**meta, "sets": ["lr=0.002", "train.seed=1112"]}, table["trials"])
+    r = replay_section(path, tmp_path / "work", seeds=1, budgets=(2,))
+    assert r["table_scale"] is None and r["table_data"] == "MOSI aligned_50.pkl"
+    assert "(MOSI aligned_50.pkl)" in "\n".join(replay_details(r))
