@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"dataset": name, "seeds": args.seeds, "test": stats}))
         else:
             shown = "  ".join(f"{k} {m:.3f} ± {s:.3f}" for k, (m, s) in stats.items())
-            print(f"{name} (frozen MiniLM, {len(args.seeds)} seeds) test: {shown}")
+            how = "frozen" if config.model.bert_freeze else "fine-tuned"
+            print(f"{name} ({how} MiniLM, {len(args.seeds)} seeds) test: {shown}")
     return 0
 
 
