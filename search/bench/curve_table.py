@@ -115,7 +115,7 @@ def load_table(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _unit(spec: dict[str, Any], value: Any) -> float:
+def unit_position(spec: dict[str, Any], value: Any) -> float:
     low, high = float(spec["low"]), float(spec["high"])
     x = float(value)
     if spec["log"]:
@@ -135,7 +135,7 @@ def distance(space: list[dict[str, Any]], a: dict[str, Any], b: dict[str, Any]) 
         elif spec["kind"] == "categorical":
             mismatches += a[name] != b[name]
         else:
-            squared += (_unit(spec, a[name]) - _unit(spec, b[name])) ** 2
+            squared += (unit_position(spec, a[name]) - unit_position(spec, b[name])) ** 2
     return mismatches, squared
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from search.bench.curve_table import _unit
+from search.bench.curve_table import unit_position
 
 # candidate decay rates, in epochs: slower ones extrapolate a far-off "final" from a curve that
 # patience stopped, which ranks configurations worse (held-out rank correlation 0.19 vs 0.41)
@@ -49,7 +49,7 @@ def encode(space: list[dict[str, Any]], params: dict[str, Any]) -> list[float]:
         if spec["kind"] == "categorical":
             out += [float(present and params[name] == c) for c in spec["choices"]]
         else:
-            out.append(_unit(spec, params[name]) if present else -1.0)
+            out.append(unit_position(spec, params[name]) if present else -1.0)
     return out
 
 
