@@ -54,8 +54,12 @@ class BertTextEncoder(nn.Module):
         hf_logging.set_verbosity_error()  # the unused pooler's weights are expected, not news
         hf_logging.disable_progress_bar()
         try:
-            self.bert = hf.AutoModel.from_pretrained(
-                str(path), local_files_only=True, add_pooling_layer=False
+            self.bert = hf.AutoModel.from_pretrained(  # safetensors: a folder's weights
+                str(path),  # are read as data, never unpickled, and no code of its own runs
+                local_files_only=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                add_pooling_layer=False,
             )
         except (OSError, ValueError) as exc:
             raise ConfigError(

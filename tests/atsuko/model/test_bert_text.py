@@ -53,6 +53,21 @@ def test_bert_text_encoder_trains(variant, tiny_bert, tiny, make_batch, make_lab
     assert any(g.abs().sum() > 0 for g in grads), "BERT is fine-tuned"
 
 
+def test_pickled_weights_are_refused_never_unpickled(tiny_bert, tiny, tmp_path):
+    pickled = tmp_path / "pickled"  # the same model, its weights as a pickle
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny_bert / "config.json").read_text())
+    model = transformers.BertModel.from_pretrained(tiny_bert)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match="cannot load a BERT model"):
+        Atsuko(
+            config=tiny(text_encoder="bert", bert_path=str(pickled)),
+            dims={m: d for m, (_, d) in SHAPES.items()},
+            num_outputs=1,
+            task="regression",
+        )
+
+
 def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_path):
     dims = {m: d for m, (_, d) in SHAPES.items()}
     with pytest.raises(ConfigError, match="bert_path"):
