@@ -119,6 +119,18 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     return out
 
 
+def held_out(plan: Plan) -> Path | None:
+    """The held-out curve table: the plan's, or the committed one where it exists."""
+    from search.bench.curve_table import HELD_OUT
+
+    if plan.held_out_table:
+        return Path(plan.held_out_table)
+    if HELD_OUT.is_file():
+        return HELD_OUT
+    say(f"replay: no held-out curve table at {HELD_OUT} yet: the tuning table only")
+    return None
+
+
 def _replay(plan: Plan, work: Path) -> dict[str, Any]:
     """The replay comparison on the committed curve table (its error, if it cannot run)."""
     from search.bench.replay_bench import replay_section
@@ -131,6 +143,7 @@ def _replay(plan: Plan, work: Path) -> dict[str, Any]:
             plan.replay_seeds,
             compute_seeds=plan.replay_compute_seeds,
             compute_budgets=plan.replay_compute_budgets,
+            held_out=held_out(plan),
         )
     except BenchError as exc:
         say(f"replay: {exc}")

@@ -385,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         "made by python -m search.bench.record)",
     )
     parser.add_argument(
+        "--held-out",
+        metavar="FILE",
+        help="the held-out curve table, reported beside the tuning one and never tuned on "
+        "(default: the committed one, where it exists)",
+    )
+    parser.add_argument(
         "--seeds",
         type=positive_int,
         metavar="N",
@@ -404,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(args.table).is_file():
             raise BenchError(f"--table {args.table}: no such file")
         plan = dataclasses.replace(plan, replay_table=args.table)
+    if args.held_out:
+        if "efficiency" not in sections:  # the replay, its only reader, would not run
+            raise BenchError("--held-out feeds the efficiency section: add --only efficiency")
+        if not Path(args.held_out).is_file():
+            raise BenchError(f"--held-out {args.held_out}: no such file")
+        plan = dataclasses.replace(plan, held_out_table=args.held_out)
     if args.work:
         work = Path(args.work).resolve()
         work.mkdir(parents=True, exist_ok=True)

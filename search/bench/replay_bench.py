@@ -236,10 +236,11 @@ def replay_section(
     budgets: tuple[int, ...] = (16, 64),
     compute_seeds: int = 0,
     compute_budgets: tuple[int, ...] = (16, 64, 256),
+    held_out: Path | None = None,
 ) -> dict[str, Any]:
     """Every method over `seeds` seeds at each budget; the figures of the `--json` keys. With
     `compute_seeds`, also both replays (nearest, surrogate) in compute ratios over that many
-    seeds at `compute_budgets` (`search.bench.replay_tables`)."""
+    seeds at `compute_budgets` (`search.bench.replay_tables`), on the `held_out` table too."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -274,5 +275,9 @@ def replay_section(
     if compute_seeds:
         from search.bench.replay_tables import tables_section
 
-        out.update(tables_section(table_path, table, compute_seeds, name, compute_budgets))
+        other = None
+        if held_out is not None:
+            held = load(held_out)
+            other = (held_out, held, default_method(methods(held), int(held["meta"]["max_epochs"])))
+        out.update(tables_section(table_path, table, compute_seeds, name, compute_budgets, other))
     return out

@@ -63,4 +63,16 @@ def compute_details(r: dict[str, Any]) -> list[str]:
                     f"     {name:<24} {_c(v['compute_ratio'])}  {_c(v['epochs_to_top1'])}  "
                     f"{_c(v['epochs_to_top5'])}  {_q(v['final_regret'])}"
                 )
-    return out
+    return out + [line for entry in r.get("tables", []) for line in table_lines(entry)]
+
+
+def table_lines(entry: dict[str, Any]) -> list[str]:
+    """One curve table's verdict: the default method against random search (surrogate)."""
+    ratio = ", ".join(f"{n}: {v:.2f}" for n, v in entry["compute_ratio_median"].items())
+    target = entry["target"]
+    met = {True: "met", False: "MISSED", None: "not measured"}
+    return [
+        f"   {entry['role']} table {entry['name']}, {entry['method']} (surrogate replay): median "
+        f"compute ratio by budget {ratio}; ratio >= 2 at 64 trials {met[target['compute_ratio']]}"
+        f", median regret never above random search's {met[target['regret']]}"
+    ]

@@ -63,6 +63,7 @@ class Plan:
     replay_compute_seeds: int = 0  # both replays in compute ratios: seeds 0..n-1
     replay_compute_budgets: tuple[int, ...] = (16, 64, 256)  # in full trials
     replay_table: str = str(TABLE)  # the curve table the replay answers from
+    held_out_table: str | None = None  # the confirmation table (None: the committed one, if any)
 
 
 QUICK = Plan(

@@ -122,15 +122,26 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     from search.bench.replay_report import replay_details
 
     full = load_table(TABLE)
-    path = tmp_path / "slice.json.gz"
+    path, other = tmp_path / "slice.json.gz", tmp_path / "other.json.gz"
     write_table(path, full["meta"], full["trials"][:20])
-    r = replay_section(path, tmp_path / "work", 1, (1,), compute_seeds=1, compute_budgets=(1,))
+    write_table(other, full["meta"], full["trials"][20:40])
+    r = replay_section(
+        path, tmp_path / "work", 1, (1,), compute_seeds=1, compute_budgets=(1,), held_out=other
+    )
     assert r["default_method"] in r["replay_compute"]["surrogate"]["1"]
     assert set(r["replay_compute"]) == {"nearest", "surrogate"}
     for replay in r["replay_compute"].values():  # the onset score: from the regenerated data
         assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha", "random"} <= set(replay["1"])
-    (entry,) = r["tables"]
+    entry, held = r["tables"]
     assert entry["name"] == "slice" and entry["role"] == "tuning"
+    assert held["name"] == "other" and held["role"] == "held_out"
+    assert set(r["held_out_compute"]) == {"nearest", "surrogate"}
+    for e in (entry, held):  # no 64-trial budget here: the ratio target is not measured
+        assert e["target"]["compute_ratio"] is None and isinstance(e["target"]["regret"], bool)
+        assert set(e["regret_median"]["1"]) == {"0.1", "0.25", "0.5", "1.0"}
+        assert set(e["random_regret_median"]) == {"1"}
+        mine, random = e["regret_median"]["1"], e["random_regret_median"]["1"]
+        assert e["target"]["regret"] == all(mine[f] <= random[f] for f in mine)
     assert set(entry) >= {"compute_ratio_median", "compute_ratio_iqr", "surrogate_rank_corr"}
     assert set(entry["compute_ratio_median"]) == set(entry["compute_ratio_iqr"]) == {"1"}
     ratio = entry["compute_ratio_median"]["1"]
@@ -138,3 +149,4 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     assert -1.0 <= entry["surrogate_rank_corr"] <= 1.0
     text = "\n".join(replay_details(r))
     assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
+    assert "held_out table other" in text and "at 64 trials not measured" in text
