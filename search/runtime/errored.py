@@ -12,12 +12,9 @@ Tested in `tests/search/runtime/test_errored.py` and `tests/search/study/test_dr
 
 from __future__ import annotations
 
-import fnmatch
-import json
-
 import pyarrow.fs as pafs
 
-SNAPSHOT = "experiment_state-*.json"  # Tune's experiment snapshots; the newest name is the latest
+from search.runtime import snapshot
 
 
 def lost_worker(error: BaseException | None) -> bool:
@@ -36,12 +33,6 @@ def lost_worker(error: BaseException | None) -> bool:
     return isinstance(error, lost)
 
 
-def _newest_snapshot(fs: pafs.FileSystem, folder: str) -> str | None:
-    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    names = fnmatch.filter([i.base_name for i in infos], SNAPSHOT)
-    return f"{folder}/{max(names)}" if names else None
-
-
 def _read_error(fs: pafs.FileSystem, trial_dir: str, name: str | None) -> BaseException | None:
     """The exception a trial failed with (Tune pickles it beside the trial's error.txt)."""
     from ray import cloudpickle
@@ -58,29 +49,19 @@ def _read_error(fs: pafs.FileSystem, trial_dir: str, name: str | None) -> BaseEx
 def requeue_lost(experiment: str) -> list[str]:
     """Mark the ERROR trials of `experiment` (a Tune experiment folder or URI) whose worker or
     node was lost as unfinished in its newest snapshot; returns their trial ids."""
-    fs, folder = pafs.FileSystem.from_uri(experiment)
-    folder = folder.rstrip("/")
-    path = _newest_snapshot(fs, folder)
-    if path is None:
-        return []
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.readall())
+    fs, folder = snapshot.open_experiment(experiment)
     requeued = []
-    for entry in state.get("trial_data", []):
-        trial, metadata = json.loads(entry[0]), json.loads(entry[1])
-        if trial.get("status") != "ERROR":
-            continue
-        trial_dir = f"{folder}/{trial.get('relative_logdir', '')}"
-        if not lost_worker(_read_error(fs, trial_dir, metadata.get("pickled_error_filename"))):
-            continue
-        trial["status"] = "PENDING"
-        metadata.update(error_filename=None, pickled_error_filename=None, num_failures=0)
-        entry[0], entry[1] = json.dumps(trial), json.dumps(metadata)
-        requeued.append(str(trial.get("trial_id")))
-    if requeued:  # written beside, then moved over: a crash mid-write keeps the old snapshot
-        with fs.open_output_stream(f"{path}.part") as f:
-            f.write(json.dumps(state).encode())
-        fs.move(f"{path}.part", path)
+    with snapshot.edited(experiment) as pairs:
+        for trial, metadata in pairs:
+            if trial.get("status") != "ERROR":
+                continue
+            trial_dir = f"{folder}/{trial.get('relative_logdir', '')}"
+            error = _read_error(fs, trial_dir, metadata.get("pickled_error_filename"))
+            if not lost_worker(error):
+                continue
+            trial["status"] = "PENDING"
+            metadata.update(error_filename=None, pickled_error_filename=None, num_failures=0)
+            requeued.append(str(trial.get("trial_id")))
     return requeued
 
 

@@ -2,9 +2,10 @@
 
 Each epoch reports the validation metrics, the training loss terms and the router statistics,
 with a checkpoint (`Trainer.state_dict()`: model, optimiser, epoch, best state, RNG) so ASHA and
-failure retries resume from the last epoch. A NaN or infinite loss or validation score raises
-`atsuko.train.NonFiniteLoss`, which ends the trial as errored with that reason (never a trial
-complete with a score of +-inf).
+failure retries resume from the last epoch (the newest on storage, which a killed driver's
+snapshot may not know: `search.runtime.newest_checkpoint`). A NaN or infinite loss or
+validation score raises `atsuko.train.NonFiniteLoss`, which ends the trial as errored with that
+reason (never a trial complete with a score of +-inf).
 The dataset arrives once per node through the object store (`search.runtime.shared_data`).
 Tune reuses a trial's actor (its worker process) for the next trial, so each trial labels the
 worker's log lines with its own id when it starts.
@@ -27,6 +28,7 @@ from ray.tune.trainable import wrap_function
 
 from search.runtime import trial_metrics
 from search.runtime.faults import maybe_exit
+from search.runtime.newest_checkpoint import newest
 from search.runtime.records import FINAL, METRIC, WARM_START
 from search.runtime.worker_exit import exit_outside_callbacks
 
@@ -145,7 +147,21 @@ def as_trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
         exit_outside_callbacks()
         wrapped.setup(self, config)
 
-    attributes = {"dataset_name": name, "__repr__": _actor_repr, "setup": setup}
+    def restore(self: Any, checkpoint_result: Any) -> None:
+        """From the trial's newest checkpoint on storage (`search.runtime.newest_checkpoint`):
+        a killed driver's snapshot may name one that is older, or already deleted."""
+        if hasattr(checkpoint_result, "checkpoint"):  # what Tune passes: a _TrainingResult
+            checkpoint_result = newest(checkpoint_result, STATE_FILE, PROGRESS_FILE)
+            if checkpoint_result is None:
+                return  # nothing left to restore: the trial starts afresh
+        wrapped.restore(self, checkpoint_result)
+
+    attributes = {
+        "dataset_name": name,
+        "__repr__": _actor_repr,
+        "setup": setup,
+        "restore": restore,
+    }
     return type("AtsukoTrial", (wrapped,), attributes)
 
 

@@ -88,13 +88,22 @@ def build_tuner(
 
 
 def restore(path: str, trainable: type) -> Any:
-    """The Tuner of an interrupted experiment: unfinished trials run on, and errored ones whose
-    worker or node was lost (`search.runtime.errored`); those that failed by themselves (a NaN
-    loss) stay ERROR with their reason."""
+    """The Tuner of an interrupted experiment: unfinished trials run on (from their newest
+    checkpoint, `search.runtime.newest_checkpoint`), and errored ones whose worker or node was
+    lost (`search.runtime.errored`); those that failed by themselves (a NaN loss) stay ERROR
+    with their reason. Trials that started after Tune's last snapshot are dropped: the
+    restored searcher draws their places again (`search.runtime.snapshot.drop_unsaved`)."""
     from ray import tune
 
-    from search.runtime import errored
+    from search.runtime import errored, snapshot
 
+    dropped = snapshot.drop_unsaved(path, f"{trainable.dataset_name}_")
+    if dropped:
+        _say(
+            f"{len(dropped)} trial(s) started after Tune's last snapshot of the killed run, "
+            f"which does not hold them: {', '.join(dropped)}; their places are drawn again as "
+            "new trials"
+        )
     requeued = errored.requeue_lost(path)
     if requeued:
         _say(errored.describe(requeued))
@@ -125,10 +134,11 @@ def _progress_scores(result: Any) -> dict[int, float]:
     return {int(e): float(v) for e, v in pairs if e == e}  # e == e: skips NaN epochs
 
 
-def _config(result: Any) -> dict[str, Any]:
-    """The trial's parameters: from its last result, else from the `params.json` Tune wrote in
-    its folder (a restored trial that errored before its first result has no config in it)."""
-    if result.config:
+def _config(result: Any, reported: bool) -> dict[str, Any]:
+    """The trial's parameters: from its last result where it `reported` one, else from the
+    `params.json` Tune wrote in its folder (a restored trial that errored before its first
+    result has no config in it)."""
+    if reported and result.config:
         return result.config
     fs = getattr(result, "filesystem", None)
     try:
@@ -138,6 +148,12 @@ def _config(result: Any) -> dict[str, Any]:
             return json.loads(f.readall())
     except (OSError, ValueError):
         return {}
+
+
+def _trial_id(path: str, dataset: str) -> str | None:
+    """The trial id in a trial folder's name (`trial_name`), if it has that form."""
+    name = Path(path).name
+    return name.removeprefix(f"{dataset}_") if name.startswith(f"{dataset}_") else None
 
 
 def collect(
@@ -150,8 +166,11 @@ def collect(
     killed driver's last snapshot, which --resume restores as it was."""
     records = []
     for result in results:
-        last = dict(result.metrics or {})
-        trial_id = last.get("trial_id") or Path(result.path).name.removeprefix(f"{dataset}_")
+        # a trial that never reported shows the metrics Tune filled in for its actor, which
+        # (actors are reused) may be another trial's, id and config included: not its own
+        reported = "epoch" in (result.metrics or {})
+        last = dict(result.metrics) if reported else {}
+        trial_id = _trial_id(result.path, dataset) or last.get("trial_id")
         epochs_done = max_epochs is not None and int(last.get("epoch") or 0) >= max_epochs
         if result.error is not None:
             status = "ERROR"
@@ -159,10 +178,10 @@ def collect(
             status = "TERMINATED"
             last["done"] = True
         else:
-            status = "STOPPED" if finished and last else "RUNNING"
+            status = "STOPPED" if finished else "RUNNING"
         error = str(result.error) if result.error is not None else ""
         record = build(
-            trial_id, _config(result), last, status=status, error=error, path=result.path
+            trial_id, _config(result, reported), last, status=status, error=error, path=result.path
         )
         if not Path(result.path).is_dir():
             record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))

@@ -24,6 +24,21 @@ def test_a_trial_whose_last_result_is_final_counts_complete_without_done(tmp_pat
     assert [r.state for r in records] == ["COMPLETE", "RUNNING", "COMPLETE"]
 
 
+def test_a_trial_that_never_reported_is_itself_not_its_reused_actors_last_trial(tmp_path):
+    """Tune fills a never-reported trial's metrics in from its actor, which a reused actor
+    answers with the trial it ran before (its id and config): the record keeps its own."""
+    folder = tmp_path / "mosi_mine"
+    folder.mkdir()
+    (folder / "params.json").write_text('{"lr": 0.001}')
+    actor_defaults = {"trial_id": "other", "config": {"lr": 0.5}, "pid": 1}
+    never = SimpleNamespace(
+        metrics=actor_defaults, config={"lr": 0.5}, path=str(folder), error=None
+    )
+    (record,) = collect([never], "mosi", finished=True, max_epochs=8)
+    assert record.trial_id == "mine" and record.params == {"lr": 0.001}
+    assert record.state == "STOPPED" and record.epochs == 0
+
+
 def test_a_grid_reads_its_records_with_checkpoints_and_no_epoch_limit(tmp_path):
     """A sweep's trials (no `max_epochs`): done is COMPLETE, the rest stays open for the next
     round; each record keeps its last checkpoint for the test scoring."""

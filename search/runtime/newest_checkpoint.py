@@ -1,0 +1,67 @@
+"""A restored trial continues from its newest checkpoint on storage, not the snapshot's.
+
+Tune saves its experiment snapshot (which checkpoint each trial is at) every ten seconds or
+more, and copies it to storage in the background; trials write a checkpoint every epoch and
+Tune deletes the older ones (`num_to_keep`). A driver killed between two snapshots leaves
+trials that are further on than the snapshot says: their snapshot checkpoint may already be
+deleted (Tune would fail the trial: "does not exist on storage anymore"), or they may have
+ended. `newest` points the restore at the trial's newest intact checkpoint instead, so such a
+trial goes on from where it really was (an ended one repeats its last result and ends,
+`search.runtime.trainable`); with none left it starts afresh.
+Tested in `tests/search/runtime/test_newest_checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pyarrow.fs as pafs
+
+NAME = re.compile(r"checkpoint_(\d+)$")  # Tune's checkpoint folders in a trial folder
+
+
+def _epoch(fs: pafs.FileSystem, folder: str, state: str, progress: str) -> int | None:
+    """The epoch a checkpoint folder holds (its progress file's last result); None where it
+    is not intact: a file missing or empty, the progress unreadable (a copy cut short)."""
+    info = fs.get_file_info(f"{folder}/{state}")
+    if info.type != pafs.FileType.File or not info.size:
+        return None
+    try:
+        with fs.open_input_stream(f"{folder}/{progress}") as f:
+            return int(json.loads(f.readall())["last"]["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def candidates(fs: pafs.FileSystem, trial_dir: str, state: str, progress: str) -> list[str]:
+    """The trial's intact checkpoint folders, the latest epoch first. By epoch, not by folder
+    number: a trial restored from an older snapshot numbers its next checkpoints from there,
+    over folders that a killed run had already written."""
+    infos = fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+    found = []
+    for info in infos:
+        if info.type == pafs.FileType.Directory and NAME.search(info.base_name):
+            epoch = _epoch(fs, info.path, state, progress)
+            if epoch is not None:
+                found.append((epoch, info.mtime_ns or 0, info.path))
+    return [path for *_, path in sorted(found, reverse=True)]
+
+
+def newest(result: Any, state: str, progress: str) -> Any | None:
+    """`result` (Tune's `_TrainingResult` to restore from) moved to the newest intact
+    checkpoint in the same trial folder (`state` and `progress`: the trainable's two files);
+    None where the trial has none left."""
+    from ray.tune import Checkpoint
+
+    checkpoint = result.checkpoint
+    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    found = candidates(fs, path.rsplit("/", 1)[0], state, progress)
+    if not found:
+        return None
+    if found[0] != path:
+        result = type(result)(
+            checkpoint=Checkpoint(found[0], filesystem=fs), metrics=result.metrics
+        )
+    return result

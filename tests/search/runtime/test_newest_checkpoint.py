@@ -1,0 +1,63 @@
+"""`search.runtime.newest_checkpoint`: a restored trial goes on from its newest intact
+checkpoint on storage, by the epoch it holds, whatever the snapshot named."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.fs as pafs
+from ray.train._internal.session import _TrainingResult
+from ray.tune import Checkpoint
+
+from search.runtime.newest_checkpoint import newest
+from search.runtime.trainable import PROGRESS_FILE, STATE_FILE
+
+
+def _checkpoint(trial, number: int, epoch: int | None, state: bytes = b"weights") -> str:
+    folder = trial / f"checkpoint_{number:06d}"
+    folder.mkdir(parents=True)
+    (folder / STATE_FILE).write_bytes(state)
+    if epoch is not None:
+        (folder / PROGRESS_FILE).write_text(json.dumps({"last": {"epoch": epoch}}))
+    return str(folder)
+
+
+def _result(path: str) -> _TrainingResult:
+    checkpoint = Checkpoint(path, filesystem=pafs.LocalFileSystem())
+    return _TrainingResult(checkpoint=checkpoint, metrics={"epoch": 1})
+
+
+def _restored(result: _TrainingResult | None) -> str | None:
+    return None if result is None else result.checkpoint.path
+
+
+def test_the_newest_intact_epoch_wins_over_the_snapshots_checkpoint(tmp_path):
+    trial = tmp_path / "mosei_a"
+    named = _checkpoint(trial, 0, 1)  # what the snapshot names
+    _checkpoint(trial, 1, 4)  # written by the killed run after the snapshot
+    _checkpoint(trial, 2, 3)  # a later run numbered on from the snapshot, over older folders
+    _checkpoint(trial, 3, 5, state=b"")  # cut short: no weights
+    _checkpoint(trial, 4, None)  # cut short: no progress file
+    (trial / "checkpoint_000005").mkdir()
+    found = newest(_result(named), STATE_FILE, PROGRESS_FILE)
+    assert _restored(found) == str(trial / "checkpoint_000001")
+    assert found.metrics == {"epoch": 1}
+
+
+def test_the_snapshots_checkpoint_stays_when_it_is_the_newest(tmp_path):
+    trial = tmp_path / "mosei_a"
+    _checkpoint(trial, 0, 1)
+    named = _checkpoint(trial, 1, 2)
+    result = _result(named)
+    assert newest(result, STATE_FILE, PROGRESS_FILE) is result
+
+
+def test_a_deleted_checkpoint_falls_back_to_what_is_left_or_to_a_fresh_start(tmp_path):
+    trial = tmp_path / "mosei_a"
+    trial.mkdir()
+    gone = str(trial / "checkpoint_000000")  # deleted by Tune's num_to_keep after the snapshot
+    assert newest(_result(gone), STATE_FILE, PROGRESS_FILE) is None  # nothing left: afresh
+    _checkpoint(trial, 2, 3)
+    assert _restored(newest(_result(gone), STATE_FILE, PROGRESS_FILE)) == str(
+        trial / "checkpoint_000002"
+    )
