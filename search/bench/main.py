@@ -363,6 +363,14 @@ def run(plan: Plan, sections: list[str], work: Path) -> dict[str, Any]:
     return results
 
 
+def _check_table(path: str, flag: str, sections: list[str]) -> None:
+    """A curve table's flag needs the efficiency section (the replay reads it) and a file."""
+    if "efficiency" not in sections:  # the replay, its only reader, would not run
+        raise BenchError(f"{flag} feeds the efficiency section: add --only efficiency")
+    if not Path(path).is_file():
+        raise BenchError(f"{flag} {path}: no such file")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m search.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter repeats")
@@ -404,18 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         if "efficiency" not in sections:  # the replay, its only reader, would not run
             raise BenchError("--seeds sets the efficiency section's replay: add --only efficiency")
         plan = dataclasses.replace(plan, replay_seeds=args.seeds, replay_compute_seeds=args.seeds)
-    if args.table:
-        if "efficiency" not in sections:  # the replay, its only reader, would not run
-            raise BenchError("--table feeds the efficiency section: add --only efficiency")
-        if not Path(args.table).is_file():
-            raise BenchError(f"--table {args.table}: no such file")
-        plan = dataclasses.replace(plan, replay_table=args.table)
-    if args.held_out:
-        if "efficiency" not in sections:  # the replay, its only reader, would not run
-            raise BenchError("--held-out feeds the efficiency section: add --only efficiency")
-        if not Path(args.held_out).is_file():
-            raise BenchError(f"--held-out {args.held_out}: no such file")
-        plan = dataclasses.replace(plan, held_out_table=args.held_out)
+    for flag, field in (("table", "replay_table"), ("held_out", "held_out_table")):
+        path = getattr(args, flag)
+        if path:
+            _check_table(path, f"--{flag.replace('_', '-')}", sections)
+            plan = dataclasses.replace(plan, **{field: path})
     if args.work:
         work = Path(args.work).resolve()
         work.mkdir(parents=True, exist_ok=True)
