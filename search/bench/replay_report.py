@@ -71,8 +71,15 @@ def table_lines(entry: dict[str, Any]) -> list[str]:
     ratio = ", ".join(f"{n}: {v:.2f}" for n, v in entry["compute_ratio_median"].items())
     target = entry["target"]
     met = {True: "met", False: "MISSED", None: "not measured"}
+    spread = entry.get("seed_spread")
+    seeds = (
+        f"seed-to-seed spread of best scores {spread:.4f} ({entry['repeated_configs']} "
+        "configurations with two seeds)"
+        if spread is not None
+        else "one seed per configuration"
+    )
     return [
         f"   {entry['role']} table {entry['name']}, {entry['method']} (surrogate replay): median "
         f"compute ratio by budget {ratio}; ratio >= 2 at 64 trials {met[target['compute_ratio']]}"
-        f", median regret never above random search's {met[target['regret']]}"
+        f", median regret never above random search's {met[target['regret']]}; {seeds}"
     ]

@@ -11,8 +11,10 @@ surrogate answers it (`search.bench.surrogate.surrogate_table`).
 compute_ratio_median / _iqr / _censored per budget (the default method on the surrogate
 replay), regret_median and random_regret_median per budget and budget fraction, target (the
 median compute ratio at 64 full trials >= TARGET_RATIO, and a median regret never above random
-search's), surrogate_rank_corr}. Defaults are chosen on the tuning table (the committed planted
-MOSI one); the held-out table (`--held-out`) is only reported, as the confirmation.
+search's), surrogate_rank_corr, seed_spread (of best scores between training seeds, from the
+table's repeats; null without) and repeated_configs}. Defaults are chosen on the tuning table
+(the committed planted MOSI one); the held-out table (`--held-out`) is only reported, as the
+confirmation.
 Tested in `tests/search/bench/test_surrogate_replay.py`.
 """
 
@@ -25,7 +27,7 @@ from search.bench.replay_bench import jobs, trajectories
 from search.bench.replay_compute import CAP, method_measures
 from search.bench.replay_stats import FRACTIONS, best_at, quartiles, regret, regret_scale
 from search.bench.runner import say
-from search.bench.surrogate import Surrogate, heldout_rank_corr, surrogate_table
+from search.bench.surrogate import Surrogate, heldout_rank_corr, seed_spread, surrogate_table
 
 BUDGETS = (16, 64, 256)
 REFERENCE_SEED = 10_000
@@ -68,7 +70,17 @@ def compare_replays(
     corr = heldout_rank_corr(table)
     say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
     all_jobs = jobs(table, seeds, budgets)
-    out: dict[str, Any] = {"surrogate_rank_corr": corr, "surrogate_noise": surrogate.noise}
+    out: dict[str, Any] = {
+        "surrogate_rank_corr": corr,
+        "surrogate_noise": surrogate.noise,
+        "seed_spread": seed_spread(table),  # None: one seed per configuration
+        "repeated_configs": sum(bool(t.get("repeats")) for t in table["trials"]),
+    }
+    if out["seed_spread"] is not None:
+        say(
+            f"replay: seed-to-seed spread of best scores {out['seed_spread']:.4f} "
+            f"({out['repeated_configs']} configurations with a second seed)"
+        )
     for name, answer, scoring in (
         ("nearest", None, table),
         ("surrogate", surrogate, surrogate_table(table, surrogate)),
@@ -108,6 +120,8 @@ def table_entry(path: Path, role: str, compared: dict[str, Any], default: str) -
             "regret": all(mine[n][f] <= random[n][f] for n in mine for f in mine[n]),
         },
         "surrogate_rank_corr": compared["surrogate_rank_corr"],
+        "seed_spread": compared["seed_spread"],
+        "repeated_configs": compared["repeated_configs"],
     }
 
 

@@ -12,10 +12,14 @@ on recorded runs):
 - a random forest predicts (start, final, log rate, log noise, log epoch seconds) from the
   configuration, encoded as the matcher measures it: numbers mapped to [0, 1] over their range
   (log scale for log parameters), categoricals one-hot, inactive parameters -1;
-- noise: the residual standard deviation of each recorded curve around its fit (the table holds
-  one seed per configuration, so this is the only measure of seed noise it has); a generated
-  curve adds Gaussian noise of the predicted size, drawn from the configuration and the
-  replay's seed, so a replay is reproducible;
+- noise within a curve: the residual standard deviation of each recorded curve around its
+  fit; a generated curve adds Gaussian noise of the predicted size each epoch;
+- noise between seeds (`seed_spread`), where the table holds a second training seed for some
+  configurations (`repeats`, `search.bench.merge_seeds`): the spread of a configuration's best
+  score over seeds, measured on those pairs; a generated curve is shifted as a whole by a
+  Gaussian offset of that size (a seed moves a whole curve, not single epochs). Repeats are
+  also fitted as curves of their configuration. Without repeats the offset is 0;
+- every draw comes from the configuration and the replay's seed, so a replay is reproducible;
 - the patience stop of the recorded runs: a curve ends `patience` epochs after its last
   strict improvement (or at max epochs).
 
@@ -98,7 +102,7 @@ class Surrogate:
         meta = table["meta"]
         self.space, self.mode = meta["space"], meta["mode"]
         self.max_epochs, self.patience = int(meta["max_epochs"]), int(meta.get("patience", 5))
-        trials = table["trials"] if trials is None else trials
+        trials = curves(table["trials"] if trials is None else trials)
         fits = [fit_curve(t["scores"]) for t in trials]
         noise = [f[3] for f in fits]
         floor = max(1e-6, float(np.median(noise)) * 0.1)  # a perfect fit is not noiseless
@@ -106,7 +110,8 @@ class Surrogate:
             [f[0], f[1], math.log(f[2]), math.log(max(f[3], floor)), math.log(_seconds(t))]
             for f, t in zip(fits, trials, strict=True)
         ]
-        self.noise = float(np.median(noise))  # the typical seed noise, for the report
+        self.noise = float(np.median(noise))  # the typical noise within a curve, reported
+        self.seed_noise = seed_spread(table) or 0.0  # between seeds: a whole curve's offset
         self.model = RandomForestRegressor(n_estimators=TREES, min_samples_leaf=2, random_state=0)
         self.model.fit([encode(self.space, t["params"]) for t in trials], targets)
 
@@ -127,8 +132,33 @@ class Surrogate:
         mean, noise, seconds = self.mean(params)
         rng = np.random.default_rng(_draw_key(params, seed))
         noisy = mean + noise * rng.standard_normal(len(mean))
+        if self.seed_noise:  # drawn after the epochs' noise: tables without repeats unchanged
+            noisy += self.seed_noise * rng.standard_normal()
         scores = patience_stop(noisy, self.patience, self.mode)
         return {"scores": [float(s) for s in scores], "seconds": [seconds] * len(scores)}
+
+
+def curves(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every recorded curve: each trial's, then its repeats' (other seeds, same params)."""
+    out = []
+    for t in trials:
+        out.append(t)
+        out += [{"params": t["params"], **r} for r in t.get("repeats", [])]
+    return out
+
+
+def seed_spread(table: dict[str, Any]) -> float | None:
+    """The standard deviation of one seed's best score around its configuration's mean, from
+    the configurations recorded with more than one seed (pooled within-configuration
+    variance); None where the table has no repeats."""
+    better = min if table["meta"]["mode"] == "min" else max
+    squares, dof = 0.0, 0
+    for t in table["trials"]:
+        bests = [better(c["scores"]) for c in [t, *t.get("repeats", [])] if c["scores"]]
+        if len(bests) > 1:
+            squares += float(np.sum((np.asarray(bests) - np.mean(bests)) ** 2))
+            dof += len(bests) - 1
+    return math.sqrt(squares / dof) if dof else None
 
 
 def _seconds(trial: dict[str, Any]) -> float:

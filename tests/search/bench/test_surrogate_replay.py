@@ -22,6 +22,7 @@ from search.bench.surrogate import (
     fit_curve,
     heldout_rank_corr,
     patience_stop,
+    seed_spread,
 )
 
 SPACE = [
@@ -53,6 +54,36 @@ def _family_table(n: int = 60, noise: float = 0.01) -> dict:
         )
     meta = {"space": SPACE, "mode": "min", "max_epochs": 20, "patience": 3}
     return {"meta": meta, "trials": trials}
+
+
+def test_the_seed_spread_is_pooled_over_the_repeated_configurations():
+    def trial(*bests):
+        first, *others = [{"seed": 1111 + k, "scores": [b + 1, b], "seconds": [1, 1]}
+                          for k, b in enumerate(bests)]  # fmt: skip
+        return {"params": {}, "scores": first["scores"], "repeats": others}
+
+    table = {"meta": {"mode": "min"}, "trials": [trial(1.0, 1.2), trial(0.5, 0.7), trial(3.0)]}
+    assert seed_spread(table) == pytest.approx(math.sqrt(0.04 / 2))
+    assert seed_spread({"meta": {"mode": "min"}, "trials": [trial(1.0), trial(2.0)]}) is None
+
+
+def test_a_second_seed_moves_whole_generated_curves_by_the_measured_spread():
+    """Repeats offset by +-0.05 from curves with almost no noise within them: the generated
+    curves' best scores spread over replay seeds as the repeats did between training seeds."""
+    table = _family_table(noise=0.001)
+    rng = np.random.default_rng(1)
+    for t in table["trials"][:30]:
+        shift = 0.05 * rng.choice([-1.0, 1.0])
+        t["repeats"] = [{"seed": 1112, "scores": [s + shift for s in t["scores"]],
+                         "seconds": t["seconds"]}]  # fmt: skip
+    surrogate = Surrogate(table)
+    assert surrogate.seed_noise == pytest.approx(seed_spread(table)) and surrogate.seed_noise > 0.02
+    params = table["trials"][0]["params"]
+    bests = [min(surrogate.curve(params, seed)["scores"]) for seed in range(300)]
+    assert np.std(bests) == pytest.approx(surrogate.seed_noise, rel=0.25)
+    plain = Surrogate(_family_table(noise=0.001))
+    assert plain.seed_noise == 0.0
+    assert np.std([min(plain.curve(params, seed)["scores"]) for seed in range(300)]) < 0.01
 
 
 def test_a_curve_of_the_family_is_fitted_back():
@@ -136,6 +167,7 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     assert entry["name"] == "slice" and entry["role"] == "tuning"
     assert held["name"] == "other" and held["role"] == "held_out"
     assert set(r["held_out_compute"]) == {"nearest", "surrogate"}
+    assert held["seed_spread"] is None and held["repeated_configs"] == 0  # one seed each
     for e in (entry, held):  # no 64-trial budget here: the ratio target is not measured
         assert e["target"]["compute_ratio"] is None and isinstance(e["target"]["regret"], bool)
         assert set(e["regret_median"]["1"]) == {"0.1", "0.25", "0.5", "1.0"}
@@ -150,3 +182,4 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     text = "\n".join(replay_details(r))
     assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
     assert "held_out table other" in text and "at 64 trials not measured" in text
+    assert "one seed per configuration" in text
