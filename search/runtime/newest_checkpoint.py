@@ -65,3 +65,15 @@ def newest(result: Any, state: str, progress: str) -> Any | None:
             checkpoint=Checkpoint(found[0], filesystem=fs), metrics=result.metrics
         )
     return result
+
+
+def on_storage(storage: Any, state: str, progress: str) -> Any | None:
+    """The newest intact checkpoint in a trial's folder on storage (Tune's `StorageContext`
+    of the trial), as a `Checkpoint`; None where it has none (a trial's first start)."""
+    from ray.tune import Checkpoint
+
+    if storage is None or not getattr(storage, "trial_dir_name", None):
+        return None
+    fs = storage.storage_filesystem
+    found = candidates(fs, storage.trial_fs_path.rstrip("/"), state, progress)
+    return Checkpoint(found[0], filesystem=fs) if found else None

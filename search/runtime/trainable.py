@@ -28,7 +28,7 @@ from ray.tune.trainable import wrap_function
 
 from search.runtime import trial_metrics
 from search.runtime.faults import maybe_exit
-from search.runtime.newest_checkpoint import newest
+from search.runtime.newest_checkpoint import newest, on_storage
 from search.runtime.records import FINAL, METRIC, WARM_START
 from search.runtime.worker_exit import exit_outside_callbacks
 
@@ -143,9 +143,23 @@ def as_trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
     fn = tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
     wrapped = wrap_function(fn)
 
+    def go_on(self: Any) -> None:
+        """A trial that Tune starts without a checkpoint but that has some on storage (a
+        killed driver's snapshot had none for it yet) goes on from its newest."""
+        found = on_storage(self._storage, STATE_FILE, PROGRESS_FILE)
+        if found is not None:
+            wrapped.restore(self, found)
+
     def setup(self: Any, config: dict[str, Any]) -> None:  # on the actor's main thread
         exit_outside_callbacks()
         wrapped.setup(self, config)
+        go_on(self)
+
+    def reset(self: Any, new_config: dict[str, Any], storage: Any = None) -> bool:
+        done = wrapped.reset(self, new_config, storage)  # a reused actor, the next trial
+        if done:
+            go_on(self)
+        return done
 
     def restore(self: Any, checkpoint_result: Any) -> None:
         """From the trial's newest checkpoint on storage (`search.runtime.newest_checkpoint`):
@@ -160,6 +174,7 @@ def as_trainable(fn: Any, name: str, cpus: float, gpus: float) -> type:
         "dataset_name": name,
         "__repr__": _actor_repr,
         "setup": setup,
+        "reset": reset,
         "restore": restore,
     }
     return type("AtsukoTrial", (wrapped,), attributes)

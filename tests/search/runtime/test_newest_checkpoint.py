@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 from ray.train._internal.session import _TrainingResult
 from ray.tune import Checkpoint
 
-from search.runtime.newest_checkpoint import newest
+from search.runtime.newest_checkpoint import newest, on_storage
 from search.runtime.trainable import PROGRESS_FILE, STATE_FILE
 
 
@@ -61,3 +61,17 @@ def test_a_deleted_checkpoint_falls_back_to_what_is_left_or_to_a_fresh_start(tmp
     assert _restored(newest(_result(gone), STATE_FILE, PROGRESS_FILE)) == str(
         trial / "checkpoint_000002"
     )
+
+
+def test_a_trial_started_afresh_finds_its_own_checkpoints_on_storage(tmp_path):
+    from types import SimpleNamespace
+
+    trial = tmp_path / "mosei_a"
+    storage = SimpleNamespace(
+        storage_filesystem=pafs.LocalFileSystem(), trial_fs_path=str(trial), trial_dir_name="a"
+    )
+    assert on_storage(storage, STATE_FILE, PROGRESS_FILE) is None  # a first start: none yet
+    _checkpoint(trial, 0, 1)
+    _checkpoint(trial, 1, 2)
+    assert on_storage(storage, STATE_FILE, PROGRESS_FILE).path == str(trial / "checkpoint_000001")
+    assert on_storage(None, STATE_FILE, PROGRESS_FILE) is None
