@@ -32,15 +32,17 @@ def open_experiment(experiment: str) -> tuple[pafs.FileSystem, str]:
     return fs, folder.rstrip("/")
 
 
-def trial_ids(experiment: str) -> set[str] | None:
-    """The ids of the trials the newest snapshot holds; None where there is no snapshot."""
+def statuses(experiment: str) -> dict[str, str] | None:
+    """Trial id -> Tune status (RUNNING, ERROR, ...) in the newest snapshot; None where there
+    is no snapshot."""
     fs, folder = open_experiment(experiment)
     path = _newest(fs, folder)
     if path is None:
         return None
     with fs.open_input_stream(path) as f:
         state = json.loads(f.readall())
-    return {str(json.loads(entry[0]).get("trial_id")) for entry in state.get("trial_data", [])}
+    trials = [json.loads(entry[0]) for entry in state.get("trial_data", [])]
+    return {str(t.get("trial_id")): str(t.get("status")) for t in trials}
 
 
 def drop_unsaved(experiment: str, prefix: str) -> list[str]:
@@ -49,7 +51,7 @@ def drop_unsaved(experiment: str, prefix: str) -> list[str]:
     after the last one is unknown to the restore, and the searcher, restored from the same
     snapshot, draws its place again as a new trial; its half-run folder would only mislead
     (TensorBoard, the trial folders beside trials.csv)."""
-    saved = trial_ids(experiment)
+    saved = statuses(experiment)
     if saved is None:
         return []
     fs, folder = open_experiment(experiment)

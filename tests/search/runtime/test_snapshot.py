@@ -21,7 +21,7 @@ def test_trials_missing_from_the_newest_snapshot_are_dropped(tmp_path):
     (tmp_path / "mosei_e").write_text("a file, not a trial folder")
     _snapshot(tmp_path, "2026-01-01_00-00-00", ["a", "b", "c", "d"])
     _snapshot(tmp_path, "2026-01-02_00-00-00", ["a", "b"])  # the newest: what Tune restores
-    assert snapshot.trial_ids(str(tmp_path)) == {"a", "b"}
+    assert snapshot.statuses(str(tmp_path)) == {"a": "RUNNING", "b": "RUNNING"}
     assert snapshot.drop_unsaved(str(tmp_path), "mosei_") == ["c", "d"]
     left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("experiment"))
     assert left == ["mosei_a", "mosei_b", "mosei_e", "sens_x"]
@@ -30,7 +30,7 @@ def test_trials_missing_from_the_newest_snapshot_are_dropped(tmp_path):
 
 def test_without_a_snapshot_nothing_is_dropped(tmp_path):
     (tmp_path / "mosei_a").mkdir()
-    assert snapshot.trial_ids(str(tmp_path)) is None
+    assert snapshot.statuses(str(tmp_path)) is None
     assert snapshot.drop_unsaved(str(tmp_path), "mosei_") == []
     assert (tmp_path / "mosei_a").is_dir()
 
