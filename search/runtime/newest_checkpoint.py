@@ -4,10 +4,13 @@ Tune saves its experiment snapshot (which checkpoint each trial is at) every ten
 more, and copies it to storage in the background; trials write a checkpoint every epoch and
 Tune deletes the older ones (`num_to_keep`). A driver killed between two snapshots leaves
 trials that are further on than the snapshot says: their snapshot checkpoint may already be
-deleted (Tune would fail the trial: "does not exist on storage anymore"), or they may have
-ended. `newest` points the restore at the trial's newest intact checkpoint instead, so such a
-trial goes on from where it really was (an ended one repeats its last result and ends,
-`search.runtime.trainable`); with none left it starts afresh.
+deleted (Tune would fail the trial: "does not exist on storage anymore"), they may have ended,
+or they may have checkpoints where the snapshot has none. `newest` points Tune's restore at the
+trial's newest intact checkpoint instead, and `on_storage` finds one for a trial that Tune
+starts afresh; so such a trial goes on from where it really was (with none left, afresh). The
+trainable reports the result of the epoch it restored first, again (`search.runtime.trainable`),
+so that the scheduler judges the epoch the snapshot missed (with its rungs as the snapshot had
+them) and an ended trial ends on its own scores.
 Tested in `tests/search/runtime/test_newest_checkpoint.py`.
 """
 

@@ -76,10 +76,13 @@ def train_trial(
     gpu_ids = ",".join(str(i) for i in ray.get_gpu_ids())
     state, progress = _restore(tune.get_checkpoint())
     progress.setdefault("started_at", time.time())
-    reported = False
+    if "last" in progress:
+        # restored: the result of the epoch the checkpoint holds comes first, again, so that
+        # the scheduler judges that epoch (a killed driver's snapshot may predate it; a result
+        # seen before counts once) and a trial with nothing left to train ends on its scores
+        tune.report({**progress["last"], "wall_time": time.time()})
 
     def on_epoch(record: Any, trainer: Any) -> None:
-        nonlocal reported
         if record.best_epoch == record.epoch:
             progress["best_valid"] = dict(record.valid)
         metrics = {
@@ -107,13 +110,8 @@ def train_trial(
             torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
             (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        reported = True
 
     fit(run_config, data.get(), state=state, on_epoch=on_epoch, score_test=False, log=None)
-    if not reported and "last" in progress:
-        # restored from a checkpoint with nothing left to train: repeat the last result so
-        # that this attempt ends with the trial's real scores
-        tune.report({**progress["last"], "wall_time": time.time()})
 
 
 def point_trial(
