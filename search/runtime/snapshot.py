@@ -4,7 +4,7 @@ The snapshot (`experiment_state-<time>.json`, the newest name the latest) is wha
 `Tuner.restore` brings back: one entry per trial, its state and its run metadata as JSON.
 `--resume` drops the trials that started after it (`drop_unsaved`) and edits it to run again the
 trials whose worker was lost (`search.runtime.errored`).
-Tested in `tests/search/runtime/test_errored.py`.
+Tested in `tests/search/runtime/test_snapshot.py` and `tests/search/runtime/test_errored.py`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def _newest(fs: pafs.FileSystem, folder: str) -> str | None:
     return f"{folder}/{max(names)}" if names else None
 
 
+def _read(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
+    with fs.open_input_stream(path) as f:
+        return json.loads(f.readall())
+
+
 def open_experiment(experiment: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem and folder of a Tune experiment (a local folder or a URI)."""
     fs, folder = pafs.FileSystem.from_uri(experiment)
@@ -39,9 +44,7 @@ def statuses(experiment: str) -> dict[str, str] | None:
     path = _newest(fs, folder)
     if path is None:
         return None
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.readall())
-    trials = [json.loads(entry[0]) for entry in state.get("trial_data", [])]
+    trials = [json.loads(entry[0]) for entry in _read(fs, path).get("trial_data", [])]
     return {str(t.get("trial_id")): str(t.get("status")) for t in trials}
 
 
@@ -75,8 +78,7 @@ def edited(experiment: str) -> Iterator[list[tuple[dict[str, Any], dict[str, Any
     if path is None:
         yield []
         return
-    with fs.open_input_stream(path) as f:
-        state = json.loads(f.readall())
+    state = _read(fs, path)
     pairs = [(json.loads(e[0]), json.loads(e[1])) for e in state.get("trial_data", [])]
     before = json.dumps(pairs)
     yield pairs
