@@ -212,7 +212,7 @@ def meta_for(work: Path, command: str) -> dict[str, Any]:
         "scale": base.data.scale if synthetic else None,
         "data_file": None if synthetic else data.name,
         "data_sha256": sha256_path(data),
-        "sets": list(settings.sets),  # --set pins, --train-seed's among them
+        "sets": [portable(item) for item in settings.sets],  # --set pins, --train-seed's too
         "train_seed": base.train.seed,
         "metric": summary["select"]["metric"],
         "mode": summary["select"]["mode"],
@@ -228,6 +228,16 @@ def meta_for(work: Path, command: str) -> dict[str, Any]:
         "recorded": time.strftime("%Y-%m-%d"),
         "versions": versions(),
     }
+
+
+def portable(arg: str) -> str:
+    """An absolute path, alone or as a KEY=VALUE pin's value, as its last name: a table (a
+    file of the repository) names the files it was recorded from, not this machine's folders
+    (the data's sha256 says which file it was)."""
+    key, sep, value = arg.rpartition("=")
+    if value.startswith("/"):
+        return f"{key}{sep}{Path(value).name}"
+    return arg
 
 
 def _label_median_score(base: Any, metric: str) -> float:
@@ -255,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_flags(args)
     work = Path(args.work) if args.work else default_work(args)
     table = Path(args.table) if args.table else default_table(args, work)
-    given = shlex.join(sys.argv[1:] if argv is None else argv)
+    given = shlex.join(portable(a) for a in (sys.argv[1:] if argv is None else argv))
     command = f"python -m search.bench.record {given}".strip()
     from search.settings import load
     from search.study import driver

@@ -123,6 +123,8 @@ def test_a_recording_on_real_format_data_keeps_its_file_pins_and_seed(shared_ray
     assert meta["synthetic"] is False and meta["scale"] is None and meta["data_file"] == data.name
     assert meta["data_sha256"] == sha256_file(data)
     assert meta["sets"] == ["lr=0.002", "train.seed=7"] and meta["train_seed"] == 7
+    assert str(tmp_path) not in json.dumps(meta)  # files by name, never this machine's folders
+    assert f"--data {data.name} " in meta["command"]
     assert isinstance(meta["label_median_score"], float)
     assert [t["seed"] for t in table["trials"]] == [7, 7, 7]
 
@@ -139,6 +141,17 @@ def test_a_recording_on_real_format_data_keeps_its_file_pins_and_seed(shared_ray
                for d, t in zip(drawn, table["trials"], strict=True))  # fmt: skip
     held = dict(meta, sets=["lr=0.002"])  # a second seed's recording draws the same space
     assert table_space({"meta": held}).params == space.params
+
+
+def test_a_tables_paths_are_their_names():
+    from search.bench.record import portable
+
+    assert portable("/data/mosi/aligned_50.pkl") == "aligned_50.pkl"
+    assert (
+        portable("model.bert_path=/models/all-MiniLM-L6-v2") == "model.bert_path=all-MiniLM-L6-v2"
+    )
+    assert [portable(a) for a in ("--trials", "4", "lr=0.002", "runs/x")] == [
+        "--trials", "4", "lr=0.002", "runs/x"]  # fmt: skip
 
 
 def test_only_the_plain_planted_recording_writes_the_committed_table():
