@@ -17,11 +17,12 @@ from atsuko.model.bert import bert_folder, transformers
 
 
 def tokenizer(folder: str | Path):
-    """The folder's tokenizer (transformers AutoTokenizer, local files only)."""
+    """The folder's WordPiece tokenizer (BERT's own class, local files only: no Auto class a
+    folder's config could point at other code)."""
     folder = bert_folder(folder)
-    AutoTokenizer = transformers().AutoTokenizer
+    BertTokenizerFast = transformers().BertTokenizerFast
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"model.bert_path: cannot load a tokenizer from {folder}: {exc}"

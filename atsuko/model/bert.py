@@ -42,6 +42,17 @@ def transformers():
     return module
 
 
+def bert_config(hf, path: Path):
+    """The folder's config.json (plain JSON), refused unless it describes a BERT model."""
+    config = hf.BertConfig.from_pretrained(str(path), local_files_only=True)
+    if config.model_type != "bert":
+        raise ConfigError(
+            f"model.bert_path: {path} holds a '{config.model_type}' model; expected a BERT "
+            "model (config.json model_type 'bert')"
+        )
+    return config
+
+
 class BertTextEncoder(nn.Module):
     """(B, 3, L) ids -> last hidden states (B, L, H) and valid lengths (B,)."""
 
@@ -54,11 +65,13 @@ class BertTextEncoder(nn.Module):
         hf_logging.set_verbosity_error()  # the unused pooler's weights are expected, not news
         hf_logging.disable_progress_bar()
         try:
-            self.bert = hf.AutoModel.from_pretrained(  # safetensors: a folder's weights
-                str(path),  # are read as data, never unpickled, and no code of its own runs
+            # BERT's own class, not an Auto class that a folder's config.json could point at
+            # other code; its weights from safetensors, read as data, never unpickled
+            self.bert = hf.BertModel.from_pretrained(
+                str(path),
+                config=bert_config(hf, path),
                 local_files_only=True,
                 use_safetensors=True,
-                trust_remote_code=False,
                 add_pooling_layer=False,
             )
         except (OSError, ValueError) as exc:

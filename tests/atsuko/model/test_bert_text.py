@@ -68,6 +68,25 @@ def test_pickled_weights_are_refused_never_unpickled(tiny_bert, tiny, tmp_path):
         )
 
 
+def test_a_folder_whose_config_names_other_code_is_refused(tiny_bert, tiny, tmp_path):
+    """Not an Auto class: a config.json naming another model type (or remote code through
+    `auto_map`) is refused before any weights are read."""
+    import json
+
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.loads((tiny_bert / "config.json").read_text())
+    config.update(model_type="roberta", auto_map={"AutoModel": "modeling_evil.Evil"})
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="expected a BERT model"):
+        Atsuko(
+            config=tiny(text_encoder="bert", bert_path=str(other)),
+            dims={m: d for m, (_, d) in SHAPES.items()},
+            num_outputs=1,
+            task="regression",
+        )
+
+
 def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_path):
     dims = {m: d for m, (_, d) in SHAPES.items()}
     with pytest.raises(ConfigError, match="bert_path"):
