@@ -20,6 +20,11 @@ def tokenizer(folder: str | Path):
     """The folder's WordPiece tokenizer (BERT's own class, local files only: no Auto class a
     folder's config could point at other code)."""
     folder = bert_folder(folder)
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+        raise ConfigError(
+            f"model.bert_path: cannot load a tokenizer from {folder}: no tokenizer.json or "
+            "vocab.txt there"
+        )
     BertTokenizerFast = transformers().BertTokenizerFast
     try:
         return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
