@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from atsuko import checkpoint as trainer_checkpoint
 from atsuko import config as cfg
 from atsuko import device as dev
 from atsuko.cli import ArgumentParser
@@ -130,7 +131,7 @@ def round_trip(state: dict[str, Any]) -> dict[str, Any]:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
-    return torch.load(buffer, map_location="cpu", weights_only=False)
+    return trainer_checkpoint.load(buffer)
 
 
 def check_resume(base: Config, data: Dataset) -> bool:

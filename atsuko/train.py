@@ -24,6 +24,7 @@ import torch
 
 from atsuko import config as cfg
 from atsuko import device as dev
+from atsuko.checkpoint import numpy_rng_state, set_numpy_rng_state
 from atsuko.config import Config
 from atsuko.data import Batch, Dataset, batches, load_for_run
 from atsuko.data.bert_states import with_frozen_states
@@ -211,7 +212,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "rng": {
                 "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
+                "numpy": numpy_rng_state(),
                 "python": random.getstate(),
                 **dev.rng_state(self.device),
             },
@@ -227,7 +228,7 @@ class Trainer:
         self.history = [EpochRecord(**r) for r in state["history"]]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        set_numpy_rng_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
         dev.set_rng_state(state["rng"], self.device)
 

@@ -26,6 +26,7 @@ import torch
 from ray import tune
 from ray.tune.trainable import wrap_function
 
+from atsuko import checkpoint as trainer_checkpoint
 from search.runtime import trial_metrics
 from search.runtime.faults import maybe_exit
 from search.runtime.newest_checkpoint import newest, on_storage
@@ -43,7 +44,7 @@ def _restore(checkpoint: tune.Checkpoint | None) -> tuple[dict | None, dict[str,
     if checkpoint is None:
         return None, {}
     with checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        state = trainer_checkpoint.load(Path(folder) / STATE_FILE)
         progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
     return state, progress
 

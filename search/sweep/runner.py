@@ -85,13 +85,14 @@ def _score_test(
     The trial selected its epoch on validation only; the test split is scored here, once."""
     import torch
 
+    from atsuko import checkpoint as trainer_checkpoint
     from atsuko.train import Trainer
     from search.runtime.faults import maybe_fail
     from search.runtime.trainable import STATE_FILE
 
     maybe_fail("score_test", label)
     torch.set_num_threads(threads)
-    state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    state = trainer_checkpoint.load(Path(checkpoint) / STATE_FILE)
     trainer = Trainer(cfg.from_dict(config), dataset)
     trainer.load_state_dict(state)
     trainer.restore_best()

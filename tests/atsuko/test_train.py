@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from atsuko import checkpoint
 from atsuko import config as cfg
 from atsuko.data import load_from_config
 from atsuko.model import Atsuko
@@ -44,18 +45,18 @@ def test_same_seed_same_metrics(data_and_config):
 
 
 @pytest.mark.parametrize("deterministic", [False, True])
-def test_resume_from_state_matches_an_uninterrupted_run(data_and_config, deterministic):
+def test_resume_from_state_matches_an_uninterrupted_run(data_and_config, deterministic, tmp_path):
     c, data = data_and_config
     c = c.replace(epochs=3, patience=0, deterministic=deterministic)
     straight = fit(c, data, log=None)
-    saved = {}
+    saved = tmp_path / "trainer.pt"
 
     def stop_after_one(record, trainer):
-        saved["state"] = trainer.state_dict()
+        torch.save(trainer.state_dict(), saved)
         return record.epoch == 1
 
     fit(c, data, on_epoch=stop_after_one, log=None)
-    resumed = fit(c, data, state=saved["state"], log=None)
+    resumed = fit(c, data, state=checkpoint.load(saved), log=None)  # weights_only
     assert [r.epoch for r in resumed.history] == [1, 2, 3]
     assert [r.valid for r in resumed.history] == [r.valid for r in straight.history]
     assert resumed.test == straight.test
