@@ -15,9 +15,10 @@ TPE's 10 random draws, its first 10): a configuration only TPE+ASHA finds comes 
 The details report k and how well ASHA's first rung ranks the trials
 (`search_rung_rank_correlation`).
 
-Then the same question over many seeds and scheduler variants, answered from the recorded
-curve table (`search.bench.replay_bench`); `live_speedup_median` is the live figure measured the
-replay's way (epochs to random search's own best, random / TPE+ASHA).
+Then the same question over many seeds and scheduler variants, answered from recorded curve
+tables without training (the `replay` section, `replay_tables_section`, through
+`search.bench.replay_bench`); `live_speedup_median` is the live figure measured the replay's way
+(epochs to random search's own best, random / TPE+ASHA).
 """
 
 from __future__ import annotations
@@ -115,7 +116,6 @@ def efficiency_section(plan: Plan, runner: Runner) -> dict[str, Any]:
     out["search_asha_rungs"] = asha_rungs(plan.eff_epochs, grace, REDUCTION_FACTOR)
     out["search_asha_mean_epochs"] = mean
     out["live_speedup_median"] = out["search_match_ratio_median"]
-    out.update(_replay(plan, work))
     return out
 
 
@@ -131,15 +131,16 @@ def held_out(plan: Plan) -> Path | None:
     return None
 
 
-def _replay(plan: Plan, work: Path) -> dict[str, Any]:
-    """The replay comparison on the committed curve table (its error, if it cannot run)."""
+def replay_tables_section(plan: Plan, runner: Runner) -> dict[str, Any]:
+    """The replay comparison on the tuning curve table and the held-out one (its error, if it
+    cannot run): recorded learning curves, no training."""
     from search.bench.replay_bench import replay_section
     from search.bench.runner import BenchError
 
     try:
         return replay_section(
             Path(plan.replay_table),
-            work / "replay",
+            runner.work / "replay",
             plan.replay_seeds,
             compute_seeds=plan.replay_compute_seeds,
             compute_budgets=plan.replay_compute_budgets,
