@@ -10,7 +10,8 @@ trial's newest intact checkpoint instead, and `on_storage` finds one for a trial
 starts afresh; so such a trial goes on from where it really was (with none left, afresh). The
 trainable reports the result of the epoch it restored first, again (`search.runtime.trainable`),
 so that the scheduler judges the epoch the snapshot missed (with its rungs as the snapshot had
-them) and an ended trial ends on its own scores.
+them) and an ended trial ends on its own scores. `forget_deleted` takes the deleted
+checkpoints out of the snapshot's lists, which Tune would otherwise try to delete again.
 Tested in `tests/search/runtime/test_newest_checkpoint.py`.
 """
 
@@ -80,3 +81,33 @@ def on_storage(storage: Any, state: str, progress: str) -> Any | None:
     fs = storage.storage_filesystem
     found = candidates(fs, storage.trial_fs_path.rstrip("/"), state, progress)
     return Checkpoint(found[0], filesystem=fs) if found else None
+
+
+def forget_deleted(experiment: str) -> int:
+    """Take the checkpoints that are no longer on storage out of each trial's checkpoint list
+    in Tune's newest snapshot; returns how many. A killed run's trials went on past the
+    snapshot and Tune deleted the older checkpoints it lists; restored, Tune would delete them
+    again at the trial's next checkpoint and log an error with a traceback for each."""
+    from ray import cloudpickle
+
+    from search.runtime import snapshot
+
+    forgotten = 0
+    with snapshot.edited(experiment) as pairs:
+        for _, metadata in pairs:
+            packed = metadata.get("checkpoint_manager")
+            if not isinstance(packed, dict) or packed.get("_type") != "CLOUDPICKLE_FALLBACK":
+                continue
+            manager = cloudpickle.loads(bytes.fromhex(packed["value"]))
+            listed = manager._checkpoint_results
+            kept = [r for r in listed if _exists(r.checkpoint)]
+            if len(kept) < len(listed):
+                forgotten += len(listed) - len(kept)
+                manager._checkpoint_results = kept
+                packed["value"] = cloudpickle.dumps(manager).hex()
+    return forgotten
+
+
+def _exists(checkpoint: Any) -> bool:
+    info = checkpoint.filesystem.get_file_info(checkpoint.path)
+    return info.type != pafs.FileType.NotFound

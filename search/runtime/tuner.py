@@ -95,7 +95,7 @@ def restore(path: str, trainable: type) -> Any:
     restored searcher draws their places again (`search.runtime.snapshot.drop_unsaved`)."""
     from ray import tune
 
-    from search.runtime import errored, snapshot
+    from search.runtime import errored, newest_checkpoint, snapshot
 
     dropped = snapshot.drop_unsaved(path, f"{trainable.dataset_name}_")
     if dropped:
@@ -104,6 +104,7 @@ def restore(path: str, trainable: type) -> Any:
             f"which does not hold them: {', '.join(dropped)}; their places are drawn again as "
             "new trials"
         )
+    newest_checkpoint.forget_deleted(path)  # Tune would log an error deleting them again
     requeued = errored.requeue_lost(path)
     if requeued:
         _say(errored.describe(requeued))

@@ -9,7 +9,7 @@ import pyarrow.fs as pafs
 from ray.train._internal.session import _TrainingResult
 from ray.tune import Checkpoint
 
-from search.runtime.newest_checkpoint import newest, on_storage
+from search.runtime.newest_checkpoint import forget_deleted, newest, on_storage
 from search.runtime.trainable import PROGRESS_FILE, STATE_FILE
 
 
@@ -75,3 +75,32 @@ def test_a_trial_started_afresh_finds_its_own_checkpoints_on_storage(tmp_path):
     _checkpoint(trial, 1, 2)
     assert on_storage(storage, STATE_FILE, PROGRESS_FILE).path == str(trial / "checkpoint_000001")
     assert on_storage(None, STATE_FILE, PROGRESS_FILE) is None
+
+
+def test_deleted_checkpoints_leave_the_snapshots_lists(tmp_path):
+    from ray import cloudpickle
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.tune import CheckpointConfig
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    trial = tmp_path / "mosei_a"
+    gone, kept = _checkpoint(trial, 0, 1), _checkpoint(trial, 1, 2)
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+    for path in (gone, kept):
+        manager.register_checkpoint(_result(path))
+    metadata = json.dumps({"checkpoint_manager": manager}, cls=TuneFunctionEncoder)
+    entry = [json.dumps({"trial_id": "a", "status": "RUNNING"}), metadata]
+    state = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    state.write_text(json.dumps({"trial_data": [entry]}))
+    for name in (STATE_FILE, PROGRESS_FILE):  # the killed run went on; Tune deleted the first
+        (trial / "checkpoint_000000" / name).unlink()
+    (trial / "checkpoint_000000").rmdir()
+
+    assert forget_deleted(str(tmp_path)) == 1
+    assert forget_deleted(str(tmp_path)) == 0  # what is left is on storage
+    packed = json.loads(json.loads(state.read_text())["trial_data"][0][1])["checkpoint_manager"]
+    restored = cloudpickle.loads(bytes.fromhex(packed["value"]))
+    assert [r.checkpoint.path for r in restored._checkpoint_results] == [kept]
+    for number in (2, 3):  # the third deletes `kept`; none is deleted twice (no error)
+        restored.register_checkpoint(_result(_checkpoint(trial, number, number + 1)))
+    assert not (trial / "checkpoint_000001").exists()
