@@ -33,8 +33,10 @@ COMMANDS = {
     "resume": [sys.executable, str(REPO / "search" / "run.py")],  # a search's own flags
     "record": [sys.executable, "-m", "search.bench.record"],
     "bench": [sys.executable, "-m", "search.bench"],
+    "replay_one": [sys.executable, "-m", "search.bench.replay_one"],
 }
-OUT_FLAG = {"record": "--work", "bench": "--work", "resume": None}  # the others' is --out
+# where each writes (the others: --out); replay_one writes nothing
+OUT_FLAG = {"record": "--work", "bench": "--work", "resume": None, "replay_one": None}
 SYNTH = ["--synthetic", "--space", "{tiny_space}"]  # search and sweep: tiny, generated data
 
 # (id, command, arguments, what the one error line must name); {name} is a file of `files`
@@ -102,6 +104,10 @@ ROWS = [
      ["--only", "memory", "--held-out", "{wrong_shape}"], "--held-out"),
     ("bench held-out missing", "bench", ["--only", "replay", "--held-out", "{missing}"],
      "--held-out"),
+    ("replay one seeds 0", "replay_one", ["{missing}", "--seeds", "0"], "--seeds"),
+    ("replay one missing table", "replay_one", ["{missing}"], "no curve table"),
+    ("replay one not a table", "replay_one", ["{wrong_shape}"], "unreadable curve table"),
+    ("replay one budgets -1", "replay_one", ["{missing}", "--budgets", "-1"], "--budgets"),
     ("record seed -1", "record", ["--seed", "-1"], "--seed"),
     ("record scale nan", "record", ["--scale", "nan"], "--scale"),
     ("record gpus -1", "record", ["--gpus-per-trial", "-1"], "--gpus-per-trial"),

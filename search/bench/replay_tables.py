@@ -125,6 +125,26 @@ def table_entry(path: Path, role: str, compared: dict[str, Any], default: str) -
     }
 
 
+def one_table(
+    path: Path,
+    table: dict[str, Any],
+    seeds: int,
+    default: str,
+    budgets: tuple[int, ...] = BUDGETS,
+    role: str = "tuning",
+) -> dict[str, Any]:
+    """Both replays of one table: the `--json` keys `replay_compute` and `tables` (its one
+    object, as `role`), with the surrogate's rank correlation and noise."""
+    compared = compare_replays(table, seeds, budgets)
+    return {
+        "surrogate_rank_corr": compared["surrogate_rank_corr"],
+        "replay_compute_seeds": seeds,
+        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate")},
+        "surrogate_noise": compared["surrogate_noise"],
+        "tables": [table_entry(path, role, compared, default)],
+    }
+
+
 def tables_section(
     table_path: Path,
     table: dict[str, Any],
@@ -136,14 +156,7 @@ def tables_section(
     """The `--json` keys: `replay_compute` (both replays, every method) and `tables`; with
     `held_out` (its path, table and default method's name), the same for that table under
     `held_out_compute`, and its `tables` object."""
-    compared = compare_replays(table, seeds, budgets)
-    out = {
-        "surrogate_rank_corr": compared["surrogate_rank_corr"],
-        "replay_compute_seeds": seeds,
-        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate")},
-        "surrogate_noise": compared["surrogate_noise"],
-        "tables": [table_entry(table_path, "tuning", compared, default)],
-    }
+    out = one_table(table_path, table, seeds, default, budgets, "tuning")
     if held_out is not None:
         path, other, name = held_out
         say(f"replay: the held-out table {Path(path).name} (reported, never tuned on)")

@@ -3,6 +3,7 @@ measures with their censoring, and the `tables` objects of `--json`."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -183,3 +184,26 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
     assert "held_out table other" in text and "at 64 trials not measured" in text
     assert "one seed per configuration" in text
+
+
+def test_one_table_replays_alone_from_the_command_line(tmp_path, capsys):
+    from search.bench import replay_one
+
+    full = load_table(TABLE)
+    path = tmp_path / "slice.json.gz"
+    write_table(path, full["meta"], full["trials"][:20])
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [str(path), "--seeds", "1", "--budgets", "1", "--json"])
+    assert done.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    (entry,) = out["tables"]
+    assert entry["name"] == "slice" and entry["role"] == "held_out"
+    assert entry["method"] == out["default_method"]
+    assert set(out["replay_compute"]) == {"nearest", "surrogate"}
+    assert set(entry["compute_ratio_median"]) == {"1"}
+    with pytest.raises(SystemExit) as done:  # the report's section 5s
+        replay_one.run_cli(replay_one.main, [str(path), "--seeds", "1", "--budgets", "1"])
+    assert done.value.code == 0 and "held_out table slice" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [str(tmp_path / "none.json.gz")])
+    assert done.value.code == 2 and "no curve table" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""One curve table replayed alone: `python -m search.bench.replay_one FILE [--seeds N]`.
+
+`python -m search.bench --only replay` replays the tuning table (speedups and compute ratios)
+and the held-out one beside it. This replays a single table in compute ratios only, every
+method on both replays (nearest recorded curve, surrogate), so that a table can be measured
+over more seeds than the whole section affords, or checked as soon as it is recorded. It
+prints the report's section 5s for that table (`--json`: its `replay_compute` and `tables`
+keys, with `default_method`). Trains nothing.
+Tested in `tests/search/bench/test_surrogate_replay.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from atsuko.cli import ArgumentParser, positive_int, run_cli
+from search.bench.replay_bench import default_method, load, methods
+from search.bench.replay_report import compute_details
+from search.bench.replay_tables import BUDGETS, one_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="python -m search.bench.replay_one", description=__doc__.split("\n")[0])
+    p.add_argument("table", help="a curve table (python -m search.bench.record, merge_seeds)")
+    p.add_argument("--role", choices=("tuning", "held_out"), default="held_out")
+    p.add_argument("--seeds", type=positive_int, default=30, metavar="N", help="default 30")
+    p.add_argument(
+        "--budgets",
+        type=positive_int,
+        nargs="+",
+        default=list(BUDGETS),
+        metavar="TRIALS",
+        help="budgets in full trials' epochs (default 16 64 256; the target is at 64)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    path = Path(args.table)
+    table = load(path)
+    name = default_method(methods(table), int(table["meta"]["max_epochs"]))
+    budgets = tuple(sorted(set(args.budgets)))
+    out = {"default_method": name, **one_table(path, table, args.seeds, name, budgets, args.role)}
+    print(json.dumps(out) if args.json else "\n".join(compute_details(out)))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
