@@ -139,14 +139,14 @@ def section_of(key: str) -> str:
     return owners[0]
 
 
-def _field_type(section: str, key: str) -> Any:
+def field_type(section: str, key: str) -> Any:
     hints = typing.get_type_hints(SECTIONS[section])
     return hints[key]
 
 
 def coerce(section: str, key: str, value: Any, where: str = "") -> Any:
     """Check `value` against the field's type; ints widen to floats; say what was expected."""
-    expected = _field_type(section, key)
+    expected = field_type(section, key)
     allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
     if value is None and type(None) in allowed:
         return None

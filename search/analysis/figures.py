@@ -34,7 +34,8 @@ def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
-def _metric_for(plan: dict[str, Any], dataset: str, metric: str | None) -> str:
+def metric_for(plan: dict[str, Any], dataset: str, metric: str | None) -> str:
+    """The metric a sweep's curves show for `dataset`: the one asked for, else the plan's."""
     if metric:
         return metric
     return (plan.get("metric") or {}).get(dataset) or "Mult_acc_7"
@@ -91,7 +92,7 @@ def draw_sensitivity(
     for i, ds in enumerate(datasets):
         target = axes[i] if len(axes) > 1 else ax
         color = COLORS[i % len(COLORS)]
-        name = _metric_for(plan, ds, metric)
+        name = metric_for(plan, ds, metric)
         stats = curve_stats(curves, plan, ds, parameter, f"{split}/{name}")
         xs = np.array([_x(spec, s["value"], j) for j, s in enumerate(stats)])
         mean = np.array([s["mean"] for s in stats])
@@ -106,7 +107,7 @@ def draw_sensitivity(
         )
         anchor = (plan.get("anchor") or {}).get(ds, {}).get(parameter)
         for j, s in enumerate(stats):
-            if anchor is not None and _same(s["value"], anchor) and math.isfinite(s["mean"]):
+            if anchor is not None and same_value(s["value"], anchor) and math.isfinite(s["mean"]):
                 target.plot([xs[j]], [s["mean"]], color=color, label="_anchor", **STAR)
         if len(axes) > 1:
             target.set_ylabel(f"{ds.upper()} {name}", color=color)
@@ -130,7 +131,8 @@ def draw_sensitivity(
     return axes
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether a swept value is the anchor's (`search.sweep.plan.same`, imported late)."""
     from search.sweep.plan import same
 
     return same(a, b)

@@ -253,7 +253,7 @@ def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section
         s.note(n)
     for label, error in (plan.get("test_failures") or {}).items():
         s.note(f"test scoring of {label} failed: {error} (rerun the same command to retry it)")
-    metrics = {ds: figures._metric_for(plan, ds, metric) for ds in plan["datasets"]}
+    metrics = {ds: figures.metric_for(plan, ds, metric) for ds in plan["datasets"]}
     missing = sorted({m for m in metrics.values() if not any(f"valid/{m}" in r for r in curves)})
     if missing:
         s.note(f"curves.csv has no validation {', '.join(missing)}: those curves are empty.")
@@ -275,7 +275,7 @@ def sensitivity_section(out: Path, figs: Figures, metric: str | None) -> Section
         rows = []
         for i, value in enumerate(p["values"]):
             anchored = any(
-                figures._same(value, (plan.get("anchor") or {}).get(ds, {}).get(name))
+                figures.same_value(value, (plan.get("anchor") or {}).get(ds, {}).get(name))
                 for ds in plan["datasets"]
             )
             label = plans.fmt(value) + (" ★" if anchored else "")

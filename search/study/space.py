@@ -134,7 +134,7 @@ def _number(value: Any, where: str, integer: bool = False) -> float | int:
 
 def _field_kind(section: str, key: str) -> set[str]:
     """Which Python scalar types a config field accepts ('int', 'float', 'str', 'bool')."""
-    hint = cfg._field_type(section, key)
+    hint = cfg.field_type(section, key)
     args = getattr(hint, "__args__", (hint,))
     return {a.__name__ for a in args if a is not type(None)}
 
