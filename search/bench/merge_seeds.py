@@ -3,14 +3,17 @@
 
 SECOND is a recording with the same flags as FIRST but `--trials K --train-seed M` (so the
 random sampler drew FIRST's first K configurations again, `search.bench.record`). The merged
-table is FIRST, each of its first K trials with `repeats: [{seed, scores, seconds}]` holding
-SECOND's curve of it; the replay reads `scores` as before. Anything that would pair curves of
+table is FIRST, each of those K trials with `repeats: [{seed, scores, seconds}]` holding
+SECOND's curve of it; the replay reads `scores` as before. Curves pair up by configuration
+(their parameters), not by position: a recording that was interrupted and resumed lists its
+trials in another order than the sampler drew them. Anything that would pair curves of
 different configurations, data or budgets is refused.
 Tested in `tests/search/bench/test_merge_seeds.py`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,10 @@ def _pins(meta: dict[str, Any]) -> list[str]:
     return [s for s in meta.get("sets") or [] if s.split("=", 1)[0].strip() != SEED_KEY]
 
 
+def _configuration(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
 def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """FIRST with SECOND's curves as repeats of the configurations both recorded."""
     a, b = first["meta"], second["meta"]
@@ -41,9 +48,14 @@ def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     if len(second["trials"]) > len(first["trials"]):
         raise ConfigError("the second table has more trials than the first; swap them")
     trials = [dict(t) for t in first["trials"]]
-    for k, (mine, other) in enumerate(zip(trials, second["trials"], strict=False)):
-        if mine["params"] != other["params"]:
-            raise ConfigError(f"trial {k + 1} is another configuration in each table")
+    where = {_configuration(t["params"]): t for t in trials}
+    for k, other in enumerate(second["trials"]):
+        mine = where.get(_configuration(other["params"]))
+        if mine is None:
+            raise ConfigError(
+                f"trial {k + 1} of the second table ({other.get('trial_id')}) is a configuration "
+                "the first never recorded: record it with the first's flags and --trials K"
+            )
         repeat = {"seed": b.get("train_seed"), "scores": other["scores"]}
         mine["repeats"] = [*mine.get("repeats", []), {**repeat, "seconds": other["seconds"]}]
     meta = dict(a, repeats={"command": b.get("command"), "seed": b.get("train_seed"),

@@ -53,7 +53,9 @@ def test_the_second_seed_becomes_repeats_of_the_shared_configurations(tmp_path):
 def test_curves_of_different_configurations_data_or_seed_are_not_merged(tmp_path):
     first = _table(1111, CONFIGS, 0.0)
     cases = {
-        "trial 2 is another configuration": _table(1112, [CONFIGS[0], CONFIGS[2]], 0.1),
+        "trial 2 of the second table (t1) is a configuration the first never recorded": _table(
+            1112, [CONFIGS[0], {"num_bands": 3}], 0.1
+        ),
         "differ in data_sha256": _table(1112, CONFIGS, 0.1),
         "both tables were trained with seed 1111": _table(1111, CONFIGS, 0.1),
         "differ in their --set pins": _table(1112, CONFIGS, 0.1),
@@ -75,3 +77,13 @@ def test_curves_of_different_configurations_data_or_seed_are_not_merged(tmp_path
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and "not a readable curve table" in done.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_curves_pair_up_by_configuration_not_position():
+    """A resumed recording lists its trials in another order than the sampler drew them."""
+    first, second = _table(1111, CONFIGS[::-1], 0.0), _table(1112, CONFIGS[:2], 0.1)
+    trials = merge(first, second)["trials"]
+    by_bands = {t["params"]["num_bands"]: t for t in trials}
+    assert [t["params"] for t in trials] == CONFIGS[::-1]  # the first table's order stays
+    assert by_bands[2]["repeats"][0]["seed"] == 1112 and "repeats" not in by_bands[7]
+    assert by_bands[5]["repeats"][0]["scores"] == [1.1, 1.0]
