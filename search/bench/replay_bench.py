@@ -21,15 +21,19 @@ from search.bench.curve_table import data_label, load_table
 from search.bench.measures import asha_mean_epochs
 from search.bench.replay_stats import grace_candidates
 from search.bench.runner import BenchError, say
-from search.bench.simulate import simulate_search, table_space
+from search.bench.simulate import simulate_search, table_space, without_patience
 from search.settings import BRACKETS, REDUCTION_FACTOR, default_grace, default_onset
 
 MARGIN = 1.5  # trials beyond the expected count, so that every search can spend its budget
+NO_PATIENCE = "train.patience=0"
+BASELINES = ("random", "random_full")  # what the methods are measured against
 
 
 def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Method name -> its search settings (sampler, scheduler and every ASHA setting, given
-    explicitly, so that a name means the same whatever the defaults are): `tpe_asha` is ASHA
+    explicitly, so that a name means the same whatever the defaults are): `random` trains each
+    trial to its patience stop, `random_full` all its epochs (`--set train.patience=0`, as much
+    of the field trains: the second baseline); `tpe_asha` is ASHA
     with its first rung at max-epochs / 8, reduction factor 4 and one bracket; the variants
     change one or two of those; `tpe_rung` cuts once only, at that first rung, keeping a
     quarter; `tpe_onset` stops, at the default onset epoch, the trials no better than the
@@ -45,6 +49,7 @@ def methods(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     rung = {"sampler": "tpe", "scheduler": "rung"}
     out = {
         "random": {"sampler": "random", "scheduler": "none"},
+        "random_full": {"sampler": "random", "scheduler": "none", "sets": [NO_PATIENCE]},
         "tpe": {"sampler": "tpe", "scheduler": "none"},
         "tpe_asha": dict(asha),
         "tpe_asha_brackets2": {**asha, "brackets": 2},
@@ -78,7 +83,9 @@ def num_samples(table: dict[str, Any], change: dict[str, Any], budget: int) -> i
     max_t = int(table["meta"]["max_epochs"])
     lengths = [len(t["scores"]) for t in table["trials"]]
     per = sum(lengths) / len(lengths)
-    if change["scheduler"] == "asha":
+    if without_patience(change.get("sets", [])):
+        per = max_t
+    elif change["scheduler"] == "asha":
         per = asha_mean_epochs(max_t, change["grace_period"], change["reduction_factor"])
         per /= change["brackets"]  # brackets > 1 start some trials at later rungs only
     elif change["scheduler"] == "rung":
@@ -180,7 +187,7 @@ def best_scheduler(by_budget: dict[int, dict[str, dict[str, Any]]]) -> str:
     """The TPE method (every scheduler setting, none included) that does best at any time:
     the lowest median regret averaged over the budget fractions and budgets (early progress
     counts as much as the end, which the mean rank by final regret alone misses)."""
-    names = [m for m in next(iter(by_budget.values())) if m != "random"]
+    names = [m for m in next(iter(by_budget.values())) if m not in BASELINES]
 
     def anytime(m: str) -> float:
         medians = [q[1] for b in by_budget.values() for q in b[m]["regret"].values()]

@@ -227,6 +227,12 @@ def simulate_search(
     searcher, scheduler = search_algorithms(
         s, space, table["meta"]["mode"], max_epochs, onset_score=onset
     )
+    patience = not without_patience(s.sets)
+    if surrogate is not None:
+        answer = lambda config: surrogate.curve(config, s.seed, patience=patience)  # noqa: E731
+    else:
+        answer = lambda config: nearest(table, config)  # noqa: E731
+        answer = answer if patience else _full_length(answer, max_epochs)
     return simulate(
         table,
         searcher,
@@ -235,5 +241,27 @@ def simulate_search(
         budget=budget,
         concurrency=s.concurrency or 1,
         seed=s.seed,
-        answer=None if surrogate is None else (lambda config: surrogate.curve(config, s.seed)),
+        answer=answer,
     )
+
+
+def without_patience(sets: list[str]) -> bool:
+    """Whether a search's `--set` pins turn early stopping off (`train.patience=0`: every
+    trial runs all its epochs, as much of the field trains)."""
+    from atsuko import config as cfg
+
+    return cfg.parse_set(sets).get("train.patience") == 0
+
+
+def _full_length(answer: Answer, max_epochs: int) -> Answer:
+    """Recorded curves run on past their patience stop to `max_epochs`: those epochs are
+    charged at the curve's last epoch time and repeat its last score (they were not recorded;
+    training that stopped improving is taken not to beat its best)."""
+
+    def full(config: dict[str, Any]) -> dict[str, Any]:
+        curve = answer(config)
+        scores, seconds = list(curve["scores"]), list(curve["seconds"])
+        more = max_epochs - len(scores)
+        return {"scores": scores + scores[-1:] * more, "seconds": seconds + seconds[-1:] * more}
+
+    return full

@@ -127,14 +127,15 @@ class Surrogate:
         row = np.asarray([x], dtype=np.float32)  # the trees split on float32
         return np.mean([tree.tree_.predict(row)[0, :, 0] for tree in self.model.estimators_], 0)
 
-    def curve(self, params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-        """A curve for `params`: the mean plus noise drawn from (params, seed), cut by patience."""
+    def curve(self, params: dict[str, Any], seed: int = 0, patience: bool = True) -> dict[str, Any]:
+        """A curve for `params`: the mean plus noise drawn from (params, seed), cut by patience
+        (all `max_epochs` without it)."""
         mean, noise, seconds = self.mean(params)
         rng = np.random.default_rng(_draw_key(params, seed))
         noisy = mean + noise * rng.standard_normal(len(mean))
         if self.seed_noise:  # drawn after the epochs' noise: tables without repeats unchanged
             noisy += self.seed_noise * rng.standard_normal()
-        scores = patience_stop(noisy, self.patience, self.mode)
+        scores = patience_stop(noisy, self.patience, self.mode) if patience else noisy
         return {"scores": [float(s) for s in scores], "seconds": [seconds] * len(scores)}
 
 

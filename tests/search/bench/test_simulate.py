@@ -144,3 +144,29 @@ def test_scheduler_decisions_match_the_tune_replay(table, space, shared_ray, tmp
     assert [nearest(table, t["params"])["trial_id"] for t in live] == [
         nearest(table, t["config"])["trial_id"] for t in simulated
     ]
+
+
+def test_without_patience_every_trial_runs_all_its_epochs(table, space, monkeypatch):
+    """`random_full` (`--set train.patience=0`): a recorded curve cut by patience runs on to
+    max epochs, charged at its last epoch time, repeating its last score."""
+    from search.bench import simulate as sim
+    from search.bench.replay_bench import NO_PATIENCE, methods, num_samples
+
+    assert sim.without_patience([NO_PATIENCE]) and not sim.without_patience(["train.patience=5"])
+    assert not sim.without_patience([])
+    short = {"scores": [0.9, 0.7, 0.8, 0.85], "seconds": [1.0, 1.0, 1.0, 2.0]}
+    answered = []
+    monkeypatch.setattr(sim, "nearest", lambda t, config: answered.append(config) or short)
+    max_t = int(table["meta"]["max_epochs"])
+    change = methods(table)["random_full"]
+    assert num_samples(table, change, 4 * max_t) == 6  # 4 full trials, with the margin
+    full = simulate_search(table, space, _settings(table, concurrency=1, **change), 2 * max_t)
+    assert len(answered) == 3  # two trials spent the budget; the third had just been drawn
+    assert len(full) == 2 * max_t and full[-1][1] == 0.7
+    answered.clear()
+    cut = simulate_search(
+        table, space, _settings(table, concurrency=1, sampler="random", scheduler="none"), 2 * max_t
+    )
+    assert len(answered) == 2 * max_t // 4 + 1 and len(cut) == 2 * max_t
+    pad = sim._full_length(lambda config: short, 6)({})
+    assert pad == {"scores": [0.9, 0.7, 0.8, 0.85, 0.85, 0.85], "seconds": [1.0] * 3 + [2.0] * 3}

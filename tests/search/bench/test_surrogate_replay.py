@@ -114,6 +114,8 @@ def test_the_surrogate_reproduces_the_family_it_was_given():
     scores = a["scores"]
     best = scores.index(min(scores))
     assert len(scores) == 20 or len(scores) == best + 1 + 3  # the patience stop, as recorded
+    full = surrogate.curve(params, seed=1, patience=False)["scores"]  # random_full's trials
+    assert len(full) == 20 and full[: len(scores)] == scores
 
 
 def test_the_held_out_rank_correlation_tells_a_learnable_table_from_noise():
