@@ -53,6 +53,13 @@ def test_bert_text_encoder_trains(variant, tiny_bert, tiny, make_batch, make_lab
     assert any(g.abs().sum() > 0 for g in grads), "BERT is fine-tuned"
 
 
+def _bert_model(tiny, folder) -> Atsuko:
+    """A regression Atsuko whose text encoder is the BERT folder `folder`."""
+    dims = {m: d for m, (_, d) in SHAPES.items()}
+    config = tiny(text_encoder="bert", bert_path=str(folder))
+    return Atsuko(config=config, dims=dims, num_outputs=1, task="regression")
+
+
 def test_pickled_weights_are_refused_never_unpickled(tiny_bert, tiny, tmp_path):
     pickled = tmp_path / "pickled"  # the same model, its weights as a pickle
     pickled.mkdir()
@@ -60,12 +67,7 @@ def test_pickled_weights_are_refused_never_unpickled(tiny_bert, tiny, tmp_path):
     model = transformers.BertModel.from_pretrained(tiny_bert)
     torch.save(model.state_dict(), pickled / "pytorch_model.bin")
     with pytest.raises(ConfigError, match="cannot load a BERT model"):
-        Atsuko(
-            config=tiny(text_encoder="bert", bert_path=str(pickled)),
-            dims={m: d for m, (_, d) in SHAPES.items()},
-            num_outputs=1,
-            task="regression",
-        )
+        _bert_model(tiny, pickled)
 
 
 def test_a_folder_whose_config_names_other_code_is_refused(tiny_bert, tiny, tmp_path):
@@ -79,12 +81,7 @@ def test_a_folder_whose_config_names_other_code_is_refused(tiny_bert, tiny, tmp_
     config.update(model_type="roberta", auto_map={"AutoModel": "modeling_evil.Evil"})
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="expected a BERT model"):
-        Atsuko(
-            config=tiny(text_encoder="bert", bert_path=str(other)),
-            dims={m: d for m, (_, d) in SHAPES.items()},
-            num_outputs=1,
-            task="regression",
-        )
+        _bert_model(tiny, other)
 
 
 def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_path):
