@@ -5,7 +5,10 @@ and the held-out one beside it. This replays a single table in compute ratios on
 method on both replays (nearest recorded curve, surrogate), so that a table can be measured
 over more seeds than the whole section affords, or checked as soon as it is recorded. It
 prints the report's section 5s for that table (`--json`: its `replay_compute` and `tables`
-keys, with `default_method`). Trains nothing.
+keys, with `default_method`). Trains nothing. At large budgets TPE's own cost grows with its
+trials (about a minute a search at 256 full trials' budget): `--methods` runs some methods
+only (the search's default method and the baselines always run: the verdicts need them) and
+`--surrogate-only` skips the nearest-curve replay.
 Tested in `tests/search/bench/test_surrogate_replay.py`.
 """
 
@@ -15,9 +18,10 @@ import json
 from pathlib import Path
 
 from atsuko.cli import ArgumentParser, positive_int, run_cli
-from search.bench.replay_bench import default_method, load, methods
+from search.bench.replay_bench import BASELINES, default_method, load, methods
 from search.bench.replay_report import compute_details
 from search.bench.replay_tables import BUDGETS, one_table
+from search.bench.runner import BenchError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +37,36 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TRIALS",
         help="budgets in full trials' epochs (default 16 64 256; the target is at 64)",
     )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="NAME",
+        help="only these methods (default: all; the default method and baselines always run)",
+    )
+    p.add_argument(
+        "--surrogate-only", action="store_true", help="skip the nearest-recorded-curve replay"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     path = Path(args.table)
     table = load(path)
-    name = default_method(methods(table), int(table["meta"]["max_epochs"]))
+    named = methods(table)
+    name = default_method(named, int(table["meta"]["max_epochs"]))
+    only = None
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(named))
+        if unknown:
+            raise BenchError(
+                f"--methods: unknown {', '.join(unknown)}; this table's methods are "
+                f"{', '.join(named)}"
+            )
+        only = frozenset(args.methods) | {name, *BASELINES}
     budgets = tuple(sorted(set(args.budgets)))
-    out = {"default_method": name, **one_table(path, table, args.seeds, name, budgets, args.role)}
+    choice = {"only": only, "nearest": not args.surrogate_only}
+    out = {
+        "default_method": name,
+        **one_table(path, table, args.seeds, name, budgets, args.role, **choice),
+    }
     print(json.dumps(out) if args.json else "\n".join(compute_details(out)))
     return 0
 

@@ -63,13 +63,18 @@ def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[s
 
 
 def compare_replays(
-    table: dict[str, Any], seeds: int, budgets: tuple[int, ...] = BUDGETS
+    table: dict[str, Any],
+    seeds: int,
+    budgets: tuple[int, ...] = BUDGETS,
+    only: frozenset[str] | None = None,
+    nearest: bool = True,
 ) -> dict[str, Any]:
-    """Both replays' measures and the surrogate's held-out rank correlation."""
+    """Both replays' measures (the surrogate's alone without `nearest`) and the surrogate's
+    held-out rank correlation; every method, or those named in `only`."""
     surrogate = Surrogate(table)
     corr = heldout_rank_corr(table)
     say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
-    all_jobs = jobs(table, seeds, budgets)
+    all_jobs = [j for j in jobs(table, seeds, budgets) if only is None or j["method"] in only]
     out: dict[str, Any] = {
         "surrogate_rank_corr": corr,
         "surrogate_noise": surrogate.noise,
@@ -81,10 +86,9 @@ def compare_replays(
             f"replay: seed-to-seed spread of best scores {out['seed_spread']:.4f} "
             f"({out['repeated_configs']} configurations with a second seed)"
         )
-    for name, answer, scoring in (
-        ("nearest", None, table),
-        ("surrogate", surrogate, surrogate_table(table, surrogate)),
-    ):
+    replays = [("nearest", None, table)] if nearest else []
+    replays.append(("surrogate", surrogate, surrogate_table(table, surrogate)))
+    for name, answer, scoring in replays:
         say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
         traj = trajectories(table, all_jobs, answer)
         out[name] = measure(traj, references(table, seeds, budgets, answer), scoring)
@@ -132,14 +136,16 @@ def one_table(
     default: str,
     budgets: tuple[int, ...] = BUDGETS,
     role: str = "tuning",
+    **choice: Any,
 ) -> dict[str, Any]:
     """Both replays of one table: the `--json` keys `replay_compute` and `tables` (its one
-    object, as `role`), with the surrogate's rank correlation and noise."""
-    compared = compare_replays(table, seeds, budgets)
+    object, as `role`), with the surrogate's rank correlation and noise. `choice`: the
+    methods and replays of `compare_replays` (default: all)."""
+    compared = compare_replays(table, seeds, budgets, **choice)
     return {
         "surrogate_rank_corr": compared["surrogate_rank_corr"],
         "replay_compute_seeds": seeds,
-        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate")},
+        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate") if k in compared},
         "surrogate_noise": compared["surrogate_noise"],
         "tables": [table_entry(path, role, compared, default)],
     }

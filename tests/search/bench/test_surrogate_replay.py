@@ -209,3 +209,24 @@ def test_one_table_replays_alone_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         replay_one.run_cli(replay_one.main, [str(tmp_path / "none.json.gz")])
     assert done.value.code == 2 and "no curve table" in capsys.readouterr().err
+
+
+def test_one_table_replays_chosen_methods_on_the_surrogate_alone(tmp_path, capsys):
+    from search.bench import replay_one
+
+    full = load_table(TABLE)
+    path = tmp_path / "slice.json.gz"
+    write_table(path, full["meta"], full["trials"][:20])
+    argv = [str(path), "--seeds", "1", "--budgets", "1", "--json", "--surrogate-only"]
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [*argv, "--methods", "tpe"])
+    assert done.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["replay_compute"]) == {"surrogate"}  # no nearest-curve replay
+    ran = set(out["replay_compute"]["surrogate"]["1"])
+    assert ran == {"tpe", out["default_method"], "random", "random_full"}  # + default, baselines
+    assert out["tables"][0]["method"] == out["default_method"]
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [*argv, "--methods", "tpe", "bogus"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "--methods: unknown bogus" in err and "tpe_asha" in err
