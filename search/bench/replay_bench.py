@@ -124,6 +124,9 @@ def trajectories(
     """budget (trials) -> method -> per seed, the best-so-far trajectory cut at the budget,
     answered by the nearest recorded curve or by `surrogate`; progress on the console every
     tenth of the searches."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study: thousands
     space = table_space(table)
     out: dict[int, dict[str, list[list]]] = {}
     started, step = time.monotonic(), max(1, len(all_jobs) // 10)
@@ -248,9 +251,6 @@ def replay_section(
     """Every method over `seeds` seeds at each budget; the figures of the `--json` keys. With
     `compute_seeds`, also both replays (nearest, surrogate) in compute ratios over that many
     seeds at `compute_budgets` (`search.bench.replay_tables`), on the `held_out` table too."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     table = load(table_path)
     meta = table["meta"]
     all_jobs = jobs(table, seeds, budgets)
