@@ -26,6 +26,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def simulate(
     saved = np.random.get_state()  # Ray's ASHA takes numbers from numpy's global generator:
     np.random.seed(seed)  # seeded for the search, restored for whatever runs after it
     try:
-        answer = answer or (lambda config: nearest(table, config))
+        answer = answer or partial(nearest, table)
         return _run(table, searcher, scheduler, num_samples, budget, concurrency, answer)
     finally:
         np.random.set_state(saved)
@@ -229,9 +230,9 @@ def simulate_search(
     )
     patience = not without_patience(s.sets)
     if surrogate is not None:
-        answer = lambda config: surrogate.curve(config, s.seed, patience=patience)  # noqa: E731
+        answer = partial(surrogate.curve, seed=s.seed, patience=patience)
     else:
-        answer = lambda config: nearest(table, config)  # noqa: E731
+        answer = partial(nearest, table)
         answer = answer if patience else _full_length(answer, max_epochs)
     return simulate(
         table,
