@@ -160,12 +160,26 @@ def _prefixed(flat: dict[str, Any], prefix: str) -> dict[str, Any]:
 def write_csv(
     records: list[TrialRecord], path: str | Path, param_names: Iterable[str]
 ) -> list[dict[str, Any]]:
-    """Write `trials.csv` atomically (a reader never sees half a file); returns the rows."""
+    """Write `trials.csv` atomically (a reader never sees half a file); returns the rows.
+    Trials the file already lists keep their rows' order, new ones follow: the file stays in
+    the order the search made its trials, although a resumed search's results come back in
+    another."""
     param_names = list(param_names)
+    records = _in_file_order(records, Path(path))
     metric_names = sorted({k for r in records for k in r.valid})
     rows = [r.row(param_names, metric_names) for r in records]
     write_rows(Path(path), rows, list(rows[0]) if rows else ["trial_id", "state"])
     return rows
+
+
+def _in_file_order(records: list[TrialRecord], path: Path) -> list[TrialRecord]:
+    try:
+        with path.open(newline="") as f:
+            listed = [row["trial_id"] for row in csv.DictReader(f)]
+    except (OSError, KeyError, csv.Error):  # no file yet, or not ours: the order given
+        return records
+    rank = {trial_id: k for k, trial_id in enumerate(listed)}
+    return sorted(records, key=lambda r: rank.get(r.trial_id, len(rank)))  # stable: new in order
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]], header: list[str]) -> None:

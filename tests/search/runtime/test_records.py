@@ -40,6 +40,19 @@ def test_trials_csv_has_params_state_epochs_metrics_and_node(space, tmp_path):
     )
 
 
+def test_trials_csv_keeps_the_order_its_trials_were_first_written_in(space, tmp_path):
+    # a resumed search's results come back in another order than the search made its trials
+    path = tmp_path / "trials.csv"
+    t1, t2, t3, t4 = sample_records()
+    write_csv([t1, t2, t3], path, space.names)
+    table = write_csv([t3, t4, t1, t2], path, space.names)
+    assert [r["trial_id"] for r in table] == ["t1", "t2", "t3", "t4"]
+    lines = path.read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["t1", "t2", "t3", "t4"]
+    path.write_text("not,a trials file\n1,2\n")  # no trial_id column: the order given
+    assert [r["trial_id"] for r in write_csv([t4, t1], path, space.names)] == ["t4", "t1"]
+
+
 def test_write_rows_is_atomic_and_leaves_absent_cells_empty(tmp_path):
     path = tmp_path / "t.csv"
     write_rows(path, [{"a": 1, "b": 2}, {"a": 3}], ["a", "b"])
