@@ -6,8 +6,8 @@ random sampler drew FIRST's first K configurations again, `search.bench.record`)
 table is FIRST, each of those K trials with `repeats: [{seed, scores, seconds}]` holding
 SECOND's curve of it; the replay reads `scores` as before. Curves pair up by configuration
 (their parameters), not by position: a recording resumed before `trials.csv` kept the
-search's order across a resume lists its trials in another order than the sampler drew them. Anything that would pair curves of
-different configurations, data or budgets is refused.
+search's order across a resume lists its trials in another order than the sampler drew them.
+Anything that would pair curves of different configurations, data or budgets is refused.
 Tested in `tests/search/bench/test_merge_seeds.py`.
 """
 

@@ -119,23 +119,53 @@ def jobs(table: dict[str, Any], seeds: int, budgets: tuple[int, ...]) -> list[di
 
 
 def trajectories(
-    table: dict[str, Any], all_jobs: list[dict], surrogate: Any = None
+    table: dict[str, Any], all_jobs: list[dict], surrogate: Any = None, workers: int = 1
 ) -> dict[int, dict[str, list[list]]]:
     """budget (trials) -> method -> per seed, the best-so-far trajectory cut at the budget,
-    answered by the nearest recorded curve or by `surrogate`; progress on the console every
-    tenth of the searches."""
+    answered by the nearest recorded curve or by `surrogate`, in `workers` processes (each
+    search is seeded, so the paths do not depend on it); progress on the console every tenth
+    of the searches."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study: thousands
-    space = table_space(table)
+    ordered = sorted(all_jobs, key=lambda j: (j["trials"], j["seed"]))
     out: dict[int, dict[str, list[list]]] = {}
-    started, step = time.monotonic(), max(1, len(all_jobs) // 10)
-    for k, job in enumerate(sorted(all_jobs, key=lambda j: (j["trials"], j["seed"])), 1):
-        path = simulate_search(table, space, job["settings"], job["budget"], surrogate)
+    started, step = time.monotonic(), max(1, len(ordered) // 10)
+    paths = _searches(table, ordered, surrogate, workers)
+    for k, (job, path) in enumerate(zip(ordered, paths, strict=True), 1):
         out.setdefault(job["trials"], {}).setdefault(job["method"], []).append(path)
-        if k % step == 0 or k == len(all_jobs):
-            say(f"replay: {k}/{len(all_jobs)} searches ({time.monotonic() - started:.0f} s)")
+        if k % step == 0 or k == len(ordered):
+            say(f"replay: {k}/{len(ordered)} searches ({time.monotonic() - started:.0f} s)")
     return out
+
+
+_WORKER: dict[str, Any] = {}  # a pool process's table, space and surrogate, set once
+
+
+def _load_worker(table: dict[str, Any], surrogate: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _WORKER.update(table=table, space=table_space(table), surrogate=surrogate)
+
+
+def _search(job: dict[str, Any]) -> list:
+    w = _WORKER
+    return simulate_search(w["table"], w["space"], job["settings"], job["budget"], w["surrogate"])
+
+
+def _searches(table: dict[str, Any], ordered: list[dict], surrogate: Any, workers: int):
+    """Each job's trajectory, in order: here, or in a pool of `workers` fresh processes."""
+    if workers <= 1:
+        _load_worker(table, surrogate)
+        yield from map(_search, ordered)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: nothing forked mid-import
+    with ProcessPoolExecutor(workers, spawn, _load_worker, (table, surrogate)) as pool:
+        yield from pool.map(_search, ordered)
 
 
 def load(table_path: Path) -> dict[str, Any]:

@@ -8,7 +8,8 @@ prints the report's section 5s for that table (`--json`: its `replay_compute` an
 keys, with `default_method`). Trains nothing. At large budgets TPE's own cost grows with its
 trials (about a minute a search at 256 full trials' budget): `--methods` runs some methods
 only (the search's default method and the baselines always run: the verdicts need them) and
-`--surrogate-only` skips the nearest-curve replay.
+`--surrogate-only` skips the nearest-curve replay; `--workers N` runs the searches in N
+processes.
 Tested in `tests/search/bench/test_surrogate_replay.py`.
 """
 
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--surrogate-only", action="store_true", help="skip the nearest-recorded-curve replay"
     )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the searches in N processes (default 1; the figures do not depend on it)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     path = Path(args.table)
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         only = frozenset(args.methods) | {name, *BASELINES}
     budgets = tuple(sorted(set(args.budgets)))
-    choice = {"only": only, "nearest": not args.surrogate_only}
+    choice = {"only": only, "nearest": not args.surrogate_only, "workers": args.workers}
     out = {
         "default_method": name,
         **one_table(path, table, args.seeds, name, budgets, args.role, **choice),

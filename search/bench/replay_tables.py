@@ -34,12 +34,14 @@ REFERENCE_SEED = 10_000
 TARGET_RATIO, TARGET_BUDGET = 2.0, "64"  # the held-out target: compute ratio at 64 trials
 
 
-def references(table: dict[str, Any], seeds: int, budgets: tuple[int, ...], surrogate: Any):
+def references(
+    table: dict[str, Any], seeds: int, budgets: tuple[int, ...], surrogate: Any, workers: int = 1
+):
     """Per seed, random search's trajectory up to CAP x the largest budget."""
     specs = [j for j in jobs(table, seeds, (CAP * max(budgets),)) if j["method"] == "random"]
     for spec in specs:
         spec["settings"]["seed"] = REFERENCE_SEED + spec["seed"]
-    return trajectories(table, specs, surrogate)[CAP * max(budgets)]["random"]
+    return trajectories(table, specs, surrogate, workers)[CAP * max(budgets)]["random"]
 
 
 def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -68,9 +70,11 @@ def compare_replays(
     budgets: tuple[int, ...] = BUDGETS,
     only: frozenset[str] | None = None,
     nearest: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Both replays' measures (the surrogate's alone without `nearest`) and the surrogate's
-    held-out rank correlation; every method, or those named in `only`."""
+    held-out rank correlation; every method, or those named in `only`; the searches in
+    `workers` processes."""
     surrogate = Surrogate(table)
     corr = heldout_rank_corr(table)
     say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
@@ -90,8 +94,9 @@ def compare_replays(
     replays.append(("surrogate", surrogate, surrogate_table(table, surrogate)))
     for name, answer, scoring in replays:
         say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
-        traj = trajectories(table, all_jobs, answer)
-        out[name] = measure(traj, references(table, seeds, budgets, answer), scoring)
+        traj = trajectories(table, all_jobs, answer, workers)
+        refs = references(table, seeds, budgets, answer, workers)
+        out[name] = measure(traj, refs, scoring)
     return out
 
 
@@ -140,7 +145,7 @@ def one_table(
 ) -> dict[str, Any]:
     """Both replays of one table: the `--json` keys `replay_compute` and `tables` (its one
     object, as `role`), with the surrogate's rank correlation and noise. `choice`: the
-    methods and replays of `compare_replays` (default: all)."""
+    methods, replays and workers of `compare_replays` (default: all, one process)."""
     compared = compare_replays(table, seeds, budgets, **choice)
     return {
         "surrogate_rank_corr": compared["surrogate_rank_corr"],

@@ -68,6 +68,21 @@ def test_replay_comparison_runs_every_method_on_the_simulated_clock(tmp_path):
     assert "12 recorded configurations" in text and "tpe_asha_brackets2" in text
 
 
+def test_searches_in_worker_processes_give_the_paths_one_process_gives(tmp_path):
+    from atsuko.config import resolve
+    from search.bench.replay_bench import jobs, trajectories
+    from search.bench.surrogate import Surrogate
+    from search.study.space import load_space
+
+    space = load_space(None, resolve(None, {"data.synthetic": True}, dataset="mosi"))
+    table = _table(tmp_path / "table.json.gz", space)
+    specs = [j for j in jobs(table, 2, (2,)) if j["method"] in ("random", "tpe_asha")]
+    for answer in (None, Surrogate(table)):  # nearest curves, then the surrogate's
+        alone = trajectories(table, specs, answer)
+        assert trajectories(table, specs, answer, workers=2) == alone
+        assert len(alone[2]["tpe_asha"]) == 2 and alone[2]["tpe_asha"][0]  # a path a seed
+
+
 def test_the_default_method_is_found_by_its_settings_not_its_name():
     from search.bench.replay_bench import defaults
 
