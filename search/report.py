@@ -75,7 +75,7 @@ def build_report(
     trials = load(out)
     analysis = None
     if trials is not None:
-        analysis = imp.analyse(out, method)
+        analysis = imp.analyse(out, method, trials)
         if analysis is not None:
             (out / layout.IMPORTANCE).write_text(
                 json.dumps(analysis, indent=2, default=imp.json_default) + "\n"

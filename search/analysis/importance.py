@@ -183,9 +183,10 @@ def history(data: Trials) -> dict[str, Any]:
     }
 
 
-def analyse(out: str | Path, method: str = "pedanova") -> dict[str, Any] | None:
-    """Everything above for the search in `out`, as one JSON-able document (None: no trials)."""
-    data = load(out)
+def analyse(out: str | Path, method: str = "pedanova", data: Any = None) -> dict[str, Any] | None:
+    """Everything above for the search in `out`, as one JSON-able document (None: no trials);
+    `data`: its trials where the caller has loaded them already."""
+    data = load(out) if data is None else data
     if data is None:
         return None
     values, notes = importance(data, method)
