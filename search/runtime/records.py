@@ -77,22 +77,31 @@ def short_error(text: str | None) -> str:
     return (hits[-1] if hits else lines[-1] if lines else "")[:500]
 
 
-def read_scores(path: str | Path | None) -> dict[int, float]:
-    """Epoch -> best score so far, from the trial's `result.json` (Tune's JSON-lines log)."""
-    scores: dict[int, float] = {}
-    if not path:
-        return scores
-    log = Path(path) / "result.json"
-    if not log.is_file():
-        return scores
+def _logged(path: str | Path | None) -> list[dict[str, Any]]:
+    """The results in a trial folder's `result.json` (Tune's JSON-lines log) that carry an
+    epoch, in order; none where there is no such file."""
+    log = Path(path) / "result.json" if path else None
+    if log is None or not log.is_file():
+        return []
+    rows = []
     for line in log.read_text().splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a killed driver
-        if "epoch" in row and METRIC in row:
-            scores[int(row["epoch"])] = float(row[METRIC])
-    return scores
+        if isinstance(row, dict) and "epoch" in row:
+            rows.append(row)
+    return rows
+
+
+def read_scores(path: str | Path | None) -> dict[int, float]:
+    """Epoch -> best score so far, from the trial's `result.json`."""
+    return {int(r["epoch"]): float(r[METRIC]) for r in _logged(path) if METRIC in r}
+
+
+def newest_logged(path: str | Path | None) -> dict[str, Any] | None:
+    """The trial's result of its highest epoch in its `result.json` (None: nothing logged)."""
+    return max(reversed(_logged(path)), key=lambda r: int(r["epoch"]), default=None)
 
 
 def build(

@@ -15,7 +15,7 @@ from typing import Any
 
 from search import layout
 from search.runtime import session as ray_session
-from search.runtime.records import FINAL, METRIC, TrialRecord, build
+from search.runtime.records import FINAL, METRIC, TrialRecord, build, newest_logged
 
 
 def _say(text: str) -> None:
@@ -171,6 +171,11 @@ def collect(
         # (actors are reused) may be another trial's, id and config included: not its own
         reported = "epoch" in (result.metrics or {})
         last = dict(result.metrics) if reported else {}
+        logged = newest_logged(result.path) if Path(result.path).is_dir() else None
+        if logged is not None and int(logged["epoch"]) > int(last.get("epoch") or 0):
+            # it ran on after the killed run's last snapshot (which a resume restored), and a
+            # resume that ended at once never heard of it again: its own log is newer
+            last = {**last, **logged}
         trial_id = _trial_id(result.path, dataset) or last.get("trial_id")
         epochs_done = max_epochs is not None and int(last.get("epoch") or 0) >= max_epochs
         if result.error is not None:

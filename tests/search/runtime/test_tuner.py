@@ -24,6 +24,32 @@ def test_a_trial_whose_last_result_is_final_counts_complete_without_done(tmp_pat
     assert [r.state for r in records] == ["COMPLETE", "RUNNING", "COMPLETE"]
 
 
+def test_a_trial_that_ran_on_after_the_snapshot_is_read_from_its_own_log(tmp_path):
+    """A resume whose budget was spent at the kill ends its restored trials at once, before
+    they report again: Tune then knows a trial as the killed run's snapshot had it, while
+    the trial's own result.json holds the epochs it ran after that snapshot."""
+    import json
+
+    def trial(name, epochs, final):
+        folder = tmp_path / f"mosi_{name}"
+        folder.mkdir()
+        rows = [{"trial_id": name, "epoch": e, METRIC: 1.0 / e, "done": False} for e in epochs]
+        rows[-1][FINAL] = final
+        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows) + "{cut")
+        snapshot = {"trial_id": name, "epoch": 2, METRIC: 0.5}  # what Tune restored
+        return SimpleNamespace(metrics=snapshot, config={"lr": 1}, path=str(folder), error=None)
+
+    ended, cut = collect(
+        [trial("ended", [1, 2, 3, 4], True), trial("cut", [1, 2, 3], False)],
+        "mosi",
+        finished=True,
+        max_epochs=8,
+    )
+    assert (ended.state, ended.epochs, ended.score) == ("COMPLETE", 4, 0.25)
+    assert (cut.state, cut.epochs, cut.score) == ("STOPPED", 3, 1 / 3)
+    assert ended.scores == {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}
+
+
 def test_a_trial_that_never_reported_is_itself_not_its_reused_actors_last_trial(tmp_path):
     """Tune fills a never-reported trial's metrics in from its actor, which a reused actor
     answers with the trial it ran before (its id and config): the record keeps its own."""
