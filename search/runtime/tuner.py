@@ -65,7 +65,8 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=scheduler or FIFOScheduler(),
             num_samples=num_samples,
-            max_concurrent_trials=concurrency,
+            # a searcher already in a limiter (`search.study.searcher.RerunLimiter`) keeps it
+            max_concurrent_trials=None if _limited(search_alg) else concurrency,
             time_budget_s=time_budget,
             trial_name_creator=namer,
             trial_dirname_creator=namer,
@@ -85,6 +86,12 @@ def build_tuner(
             verbose=1,
         ),
     )
+
+
+def _limited(search_alg: Any) -> bool:
+    from ray.tune.search import ConcurrencyLimiter
+
+    return isinstance(search_alg, ConcurrencyLimiter)
 
 
 def restore(path: str, trainable: type) -> Any:

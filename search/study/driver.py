@@ -258,6 +258,8 @@ def search_tuner(
     """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
     epoch and time budgets of `search.study.budget`, which count once across --resume and
     which the driver reads after the run)."""
+    from search.study.searcher import RerunLimiter
+
     searcher, scheduler = search_algorithms(
         settings, space, metric_mode, max_epochs, seeds, onset_score
     )
@@ -270,7 +272,7 @@ def search_tuner(
             {"score": f"valid {metric_name}", METRIC: "best"}, shown_parameters(space)
         ),
         metric_mode=metric_mode,
-        search_alg=searcher,
+        search_alg=RerunLimiter(searcher, max_concurrent=concurrency),
         scheduler=scheduler,
         num_samples=settings.num_samples,
         callbacks=callbacks,

@@ -23,9 +23,10 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from search.runtime.records import STOPPED_EARLY, WARM_START
+from search.runtime.records import FINAL, STOPPED_EARLY, WARM_START
 
 SAMPLERS = ("tpe", "tpe_rungs", "random", "cmaes")
 TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s
@@ -85,19 +86,37 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
         value, epoch = result.get(self.metric), result.get("epoch")
         if value is None or epoch is None or not math.isfinite(float(value)):
+            return
+        rerun = self._reruns().get(trial_id)
+        if rerun is not None:  # told FAIL already: kept for the trial added when it ends
+            rerun.setdefault(int(epoch), float(value))
+            if result.get(FINAL):  # its completion may not come (Tune's own limiter drops it)
+                self._tell_rerun(trial_id, result)
+            return
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         reported = self.__dict__.setdefault("_reported_epochs", {}).setdefault(trial_id, set())
         if int(epoch) not in reported:  # a retried trial repeats no epoch, but be safe
             self._ot_trials[trial_id].report(float(value), int(epoch))
             reported.add(int(epoch))
 
+    def _reruns(self) -> dict[str, dict[int, float]]:
+        """Trials told FAIL (their worker or node was lost) that may run again on `--resume`:
+        trial id -> the per-epoch values of that rerun (a searcher pickled before this kept
+        none)."""
+        return self.__dict__.setdefault("_failed_runs", {})
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        if trial_id in self._reruns():
+            if not error and result:
+                self._tell_rerun(trial_id, result)
+            return
+        if error and trial_id not in self._completed_trials and trial_id in self._ot_trials:
+            self._reruns()[trial_id] = {}
         if result and result.get(STOPPED_EARLY) and not error:
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
                 return
@@ -107,5 +126,46 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
                 log.warning("could not record trial %s as pruned: %s", trial_id, exc)
             self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _tell_rerun(self, trial_id: str, result: dict[str, Any]) -> None:
+        """A trial told FAIL that `--resume` ran again (`search.runtime.errored`) and that has
+        now ended: Optuna cannot tell a finished trial twice, so the study gets a new trial with
+        the same parameters, COMPLETE or PRUNED with the rerun's values, for TPE to learn from.
+        Told from its completion (`RerunLimiter` passes it on) or its final result."""
+        values = self._reruns().pop(trial_id, None)
+        value = result.get(self.metric)
+        if values is None or value is None or not math.isfinite(float(value)):
+            return
+        values.setdefault(int(result.get("epoch", max(values, default=0))), float(value))
+        failed = self._ot_trials[trial_id]
+        pruned = bool(result.get(STOPPED_EARLY))
+        try:
+            self._ot_study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+                    value=None if pruned else float(value),
+                    params=failed.params,
+                    distributions=failed.distributions,
+                    intermediate_values=values,
+                    user_attrs={**failed.user_attrs, "rerun_of": failed.number},
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
+            log.warning("could not record the rerun of trial %s: %s", trial_id, exc)
+
+
+class RerunLimiter(ConcurrencyLimiter):
+    """Tune's concurrency limiter (what `max_concurrent_trials` wraps a searcher in), which
+    passes on the completion of a trial no longer live: one it saw fail and that `--resume`
+    ran again (`search.runtime.errored`). Tune's own drops it, so the searcher never heard how
+    such a rerun ended."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if self._limit_concurrency and not self.batch and trial_id not in self.live_trials:
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
             return
         super().on_trial_complete(trial_id, result=result, error=error)

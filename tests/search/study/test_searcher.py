@@ -6,7 +6,7 @@ import optuna
 import pytest
 from searchtest_util import last_result
 
-from search.runtime.records import METRIC, STOPPED_EARLY
+from search.runtime.records import FINAL, METRIC, STOPPED_EARLY
 from search.study.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -40,6 +40,58 @@ def test_scheduler_stops_are_pruned_not_complete(space):
     assert full.intermediate_values == {1: 0.7, 2: 0.5}
     assert cut.state.name == "PRUNED" and cut.intermediate_values == {1: 0.9, 2: 0.85}
     assert bad.state.name == "FAIL"
+
+
+def test_a_lost_trial_run_again_on_resume_is_learnt_from(space, tmp_path):
+    """A trial whose worker was lost is told FAIL; `--resume` runs it again (errored.py), and
+    its rerun's result reaches the study as a new trial of the same parameters."""
+    searcher = PrunedAwareOptunaSearch(
+        space=space, metric=METRIC, mode="min", sampler=make_sampler("tpe", 0)
+    )
+    for tid in ("lost", "cut", "nan"):
+        searcher.suggest(tid)
+    searcher.on_trial_result("lost", last_result(1, 0.8))
+    for tid in ("lost", "cut", "nan"):
+        searcher.on_trial_complete(tid, error=True)
+    searcher.save(str(tmp_path / "searcher.pkl"))  # as the snapshot holds it
+    searcher = PrunedAwareOptunaSearch(space=space, metric=METRIC, mode="min")
+    searcher.restore(str(tmp_path / "searcher.pkl"))
+    searcher.on_trial_result("lost", last_result(1, 0.8))  # the rerun, from its checkpoint
+    # its final result; Tune's concurrency limiter then drops the completion (not called)
+    searcher.on_trial_result("lost", last_result(2, 0.6, **{FINAL: True}))
+    searcher.on_trial_result("cut", last_result(1, 0.9))
+    searcher.on_trial_complete("cut", last_result(2, 0.85, done=True, **{STOPPED_EARLY: True}))
+    searcher.on_trial_complete("nan", error=True)  # failed again: nothing more to learn
+    trials = searcher._ot_study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "FAIL", "COMPLETE", "PRUNED"]
+    lost, cut = trials[3], trials[4]
+    assert lost.params == trials[0].params and lost.value == pytest.approx(0.6)
+    assert lost.intermediate_values == {1: 0.8, 2: 0.6} and lost.user_attrs["rerun_of"] == 0
+    assert cut.params == trials[1].params and cut.intermediate_values == {1: 0.9, 2: 0.85}
+    searcher.on_trial_complete("lost", last_result(2, 0.6, done=True))  # told once only
+    assert len(searcher._ot_study.trials) == 5
+    assert "lost" not in searcher._reruns() and "nan" in searcher._reruns()
+
+
+def test_the_search_limiter_passes_on_a_rerun_trials_completion(space):
+    """Tune's own concurrency limiter drops the completion of a trial it saw fail (no longer
+    live); the search's passes it on, so an ASHA-stopped rerun reaches the study."""
+    from search.study.searcher import RerunLimiter
+
+    searcher = PrunedAwareOptunaSearch(
+        space=space, metric=METRIC, mode="min", sampler=make_sampler("tpe", 0)
+    )
+    limiter = RerunLimiter(searcher, max_concurrent=2)
+    assert limiter.suggest("lost") and limiter.suggest("other")
+    assert limiter.suggest("third") is None  # still limits: two at once
+    limiter.on_trial_complete("lost", error=True)
+    limiter.on_trial_complete("other", last_result(3, 0.5, done=True))
+    assert limiter.live_trials == set()
+    limiter.on_trial_result("lost", last_result(1, 0.9))  # the rerun on --resume
+    limiter.on_trial_complete("lost", last_result(2, 0.7, done=True, **{STOPPED_EARLY: True}))
+    states = [t.state.name for t in searcher._ot_study.trials]
+    assert states == ["FAIL", "COMPLETE", "PRUNED"]
+    assert searcher._ot_study.trials[2].intermediate_values == {1: 0.9, 2: 0.7}
 
 
 def test_seeds_come_first_marked_once_and_survive_a_save_and_restore(space, tmp_path):
