@@ -43,13 +43,16 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
 def test_rung_onset_and_tpe_rungs_reach_the_tuner(monkeypatch, space):
     from search.study.onset import OnsetStop
     from search.study.rung_tpe import RungTPESampler
+    from search.study.searcher import RerunLimiter
 
     assert _rungs(_scheduler(monkeypatch, space, scheduler="rung", grace_period=8)) == [[8]]
     args = _tuner_args(monkeypatch, space, onset_score=1.2, scheduler="onset", onset_epoch=3,
                        sampler="tpe_rungs")  # fmt: skip
     onset = args["scheduler"]
     assert isinstance(onset, OnsetStop) and (onset._epoch, onset._baseline) == (3, 1.2)
-    assert isinstance(args["search_alg"]._sampler, RungTPESampler)
+    limiter = args["search_alg"]  # the searcher in the search's concurrency limiter
+    assert isinstance(limiter, RerunLimiter) and limiter.max_concurrent == args["concurrency"]
+    assert isinstance(limiter.searcher._sampler, RungTPESampler)
 
 
 def test_the_epoch_budget_counts_each_trials_epoch_once_and_stops_all(monkeypatch, space):
