@@ -103,9 +103,9 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             reported.add(int(epoch))
 
     def _reruns(self) -> dict[str, dict[int, float]]:
-        """Trials told FAIL (their worker or node was lost) that may run again on `--resume`:
-        trial id -> the per-epoch values of that rerun (a searcher pickled before this kept
-        none)."""
+        """Trials told FAIL, any of which `--resume` may run again (those whose worker or node
+        was lost): trial id -> the per-epoch values of that rerun (a searcher pickled before
+        this kept none)."""
         return self.__dict__.setdefault("_failed_runs", {})
 
     def on_trial_complete(
