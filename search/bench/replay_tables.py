@@ -5,14 +5,20 @@ reference random search (its own seed, REFERENCE_SEED + seed, so that random sea
 measured against its own draws) runs up to CAP x the largest budget; `search.bench.
 replay_compute` turns them into compute ratios, epochs to the top-1%/5% qualities and final
 regret. On the surrogate replay those qualities and the regret scale come from the table as the
-surrogate answers it (`search.bench.surrogate.surrogate_table`).
+surrogate answers it (`search.bench.surrogate.surrogate_table`). The same surrogate searches are
+also measured noiselessly (`surrogate_noiseless`): each point is the noiseless quality of the
+configuration the search would export at that time (`search.bench.simulate`), scaled by the
+recorded configurations' qualities (`noiseless_table`). The noisy measures count a lucky epoch
+as progress, so a method that trains each configuration longer collects more of them; this one
+judges only what was chosen.
 
 `--json` gets `tables`: one object per curve table, {name, role ("tuning" | "held_out"),
 compute_ratio_median / _iqr / _censored per budget (the default method on the surrogate
 replay), regret_median and random_regret_median per budget and budget fraction, target (the
 median compute ratio at 64 full trials >= TARGET_RATIO, and a median regret never above random
-search's), surrogate_rank_corr, seed_spread (of best scores between training seeds, from the
-table's repeats; null without) and repeated_configs}. Defaults are chosen on the tuning table
+search's), noiseless (the same medians on the noiseless measure), surrogate_rank_corr,
+seed_spread (of best scores between training seeds, from the table's repeats; null without)
+and repeated_configs}. Defaults are chosen on the tuning table
 (the committed planted MOSI one); the held-out table (`--held-out`) is only reported, as the
 confirmation.
 Tested in `tests/search/bench/test_surrogate_replay.py`.
@@ -27,9 +33,16 @@ from search.bench.replay_bench import jobs, trajectories
 from search.bench.replay_compute import CAP, method_measures
 from search.bench.replay_stats import FRACTIONS, best_at, quartiles, regret, regret_scale
 from search.bench.runner import say
-from search.bench.surrogate import Surrogate, heldout_rank_corr, seed_spread, surrogate_table
+from search.bench.surrogate import (
+    Surrogate,
+    heldout_rank_corr,
+    noiseless_table,
+    seed_spread,
+    surrogate_table,
+)
 
 BUDGETS = (16, 64, 256)
+REPLAYS = ("nearest", "surrogate", "surrogate_noiseless")
 REFERENCE_SEED = 10_000
 TARGET_RATIO, TARGET_BUDGET = 2.0, "64"  # the held-out target: compute ratio at 64 trials
 
@@ -64,6 +77,18 @@ def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[s
     return out
 
 
+def _part(path: list[tuple], k: int) -> list[tuple[int, float]]:
+    """(epochs, the k-th number) of each point: 1 the best score, 2 the incumbent's quality."""
+    return [(point[0], point[k]) for point in path]
+
+
+def _parts(traj: dict, refs: list, k: int) -> tuple[dict, list]:
+    return (
+        {n: {m: [_part(p, k) for p in runs] for m, runs in by.items()} for n, by in traj.items()},
+        [_part(p, k) for p in refs],
+    )
+
+
 def compare_replays(
     table: dict[str, Any],
     seeds: int,
@@ -72,9 +97,9 @@ def compare_replays(
     nearest: bool = True,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Both replays' measures (the surrogate's alone without `nearest`) and the surrogate's
-    held-out rank correlation; every method, or those named in `only`; the searches in
-    `workers` processes."""
+    """Both replays' measures (the surrogate's alone without `nearest`; the surrogate's also
+    noiseless) and the surrogate's held-out rank correlation; every method, or those named in
+    `only`; the searches in `workers` processes."""
     surrogate = Surrogate(table)
     corr = heldout_rank_corr(table)
     say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
@@ -96,14 +121,31 @@ def compare_replays(
         say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
         traj = trajectories(table, all_jobs, answer, workers)
         refs = references(table, seeds, budgets, answer, workers)
-        out[name] = measure(traj, refs, scoring)
+        out[name] = measure(*_parts(traj, refs, 1), scoring)
+        if answer is not None:
+            quality = noiseless_table(table, surrogate)
+            out[f"{name}_noiseless"] = measure(*_parts(traj, refs, 2), quality)
     return out
 
 
-def _regret_medians(compared: dict[str, Any], method: str) -> dict[str, dict[str, float]]:
+def _regret_medians(
+    compared: dict[str, Any], method: str, replay: str = "surrogate"
+) -> dict[str, dict[str, float]]:
     return {
         n: {f: q[1] for f, q in by_method[method]["regret"].items()}
-        for n, by_method in compared["surrogate"].items()
+        for n, by_method in compared[replay].items()
+    }
+
+
+def _noiseless(compared: dict[str, Any], default: str) -> dict[str, Any]:
+    """The default method's medians on the noiseless measure, random search's regret beside."""
+    return {
+        "compute_ratio_median": {
+            n: by[default]["compute_ratio"]["q"][1]
+            for n, by in compared["surrogate_noiseless"].items()
+        },
+        "regret_median": _regret_medians(compared, default, "surrogate_noiseless"),
+        "random_regret_median": _regret_medians(compared, "random", "surrogate_noiseless"),
     }
 
 
@@ -128,6 +170,7 @@ def table_entry(path: Path, role: str, compared: dict[str, Any], default: str) -
             "compute_ratio": None if at_target is None else at_target["q"][1] >= TARGET_RATIO,
             "regret": all(mine[n][f] <= random[n][f] for n in mine for f in mine[n]),
         },
+        "noiseless": _noiseless(compared, default),
         "surrogate_rank_corr": compared["surrogate_rank_corr"],
         "seed_spread": compared["seed_spread"],
         "repeated_configs": compared["repeated_configs"],
@@ -150,7 +193,7 @@ def one_table(
     return {
         "surrogate_rank_corr": compared["surrogate_rank_corr"],
         "replay_compute_seeds": seeds,
-        "replay_compute": {k: compared[k] for k in ("nearest", "surrogate") if k in compared},
+        "replay_compute": {k: compared[k] for k in REPLAYS if k in compared},
         "surrogate_noise": compared["surrogate_noise"],
         "tables": [table_entry(path, role, compared, default)],
     }
@@ -172,6 +215,6 @@ def tables_section(
         path, other, name = held_out
         say(f"replay: the held-out table {Path(path).name} (reported, never tuned on)")
         confirmed = compare_replays(other, seeds, budgets)
-        out["held_out_compute"] = {k: confirmed[k] for k in ("nearest", "surrogate")}
+        out["held_out_compute"] = {k: confirmed[k] for k in REPLAYS}
         out["tables"].append(table_entry(path, "held_out", confirmed, name))
     return out

@@ -13,7 +13,10 @@ them; nothing sleeps. ASHA's Hyperband-style bracket of a trial is drawn from it
 search's seed (`search.study.asha`); Ray's own draw, which that replaces, still takes a number
 from numpy's global generator: seeded with the search's seed for the search, restored after it.
 A trial's curve comes from `answer`: the nearest recorded configuration's curve (the default),
-or a curve of its own from the surrogate (`search.bench.surrogate`).
+or a curve of its own from the surrogate (`search.bench.surrogate`). Where the answer gives a
+configuration's noiseless `quality` (the surrogate's), each path point carries a third number:
+the quality of the incumbent, the trial whose score is the best so far (what the search would
+export), so that a search is also judged by what it chose rather than by its luckiest epoch.
 The onset stop (`--scheduler onset`) is judged against the label-median score of the data the
 table was recorded on, generated again from the table's metadata and checked against its
 recorded sha256 (`table_onset_score`), as the driver computes it from the loaded dataset.
@@ -95,8 +98,9 @@ def simulate(
 ) -> list[tuple[int, float]]:
     """(epochs spent, best score so far) after each simulated epoch, as
     `search.bench.measures.trajectory` reads a live search, until `budget` epochs or
-    `num_samples` trials are spent. `answer` gives a configuration its curve (default: the
-    table's nearest recorded one)."""
+    `num_samples` trials are spent; (epochs, best, the incumbent's quality) where `answer`
+    gives qualities. `answer` gives a configuration its curve (default: the table's nearest
+    recorded one)."""
     if scheduler is not None:
         scheduler.set_search_properties(METRIC, table["meta"]["mode"])
     saved = np.random.get_state()  # Ray's ASHA takes numbers from numpy's global generator:
@@ -124,8 +128,8 @@ def _run(
     mode, metric = meta["mode"], meta["metric"]
     events: list[tuple[float, int, SimTrial]] = []  # (time, start order, trial)
     started, spent, now = 0, 0, 0.0
-    path: list[tuple[int, float]] = []
-    best = math.nan
+    path: list[tuple] = []
+    best, incumbent = math.nan, None  # the best score so far and the curve that reached it
     while True:
         while len(events) < concurrency and started < num_samples:
             trial = _start(started, now, searcher, scheduler, answer)
@@ -140,8 +144,10 @@ def _run(
         score = float(trial.curve["scores"][trial.epoch - 1])
         result = _result(trial, score, mode, metric)
         spent += 1
-        best = _better(best, score, mode)
-        path.append((spent, best))
+        if _better(best, score, mode) != best:
+            best, incumbent = score, trial.curve
+        quality = incumbent.get("quality") if incumbent else None
+        path.append((spent, best) if quality is None else (spent, best, quality))
         decision = TrialScheduler.CONTINUE
         if scheduler is not None:
             decision = scheduler.on_trial_result(None, trial, result)

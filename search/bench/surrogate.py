@@ -21,7 +21,10 @@ on recorded runs):
   also fitted as curves of their configuration. Without repeats the offset is 0;
 - every draw comes from the configuration and the replay's seed, so a replay is reproducible;
 - the patience stop of the recorded runs: a curve ends `patience` epochs after its last
-  strict improvement (or at max epochs).
+  strict improvement (or at max epochs);
+- a generated curve also carries its configuration's noiseless `quality`: the best of its mean
+  curve over max epochs, what it scores in expectation over seeds (the replay's measure of
+  what a search chose, free of the lucky epochs its noisy best collects).
 
 `heldout_rank_corr` checks it: k-fold over the table's configurations, the Spearman rank
 correlation of the predicted (best of the mean curve) and recorded best scores.
@@ -127,16 +130,24 @@ class Surrogate:
         row = np.asarray([x], dtype=np.float32)  # the trees split on float32
         return np.mean([tree.tree_.predict(row)[0, :, 0] for tree in self.model.estimators_], 0)
 
+    def quality(self, mean: np.ndarray) -> float:
+        """The best of a mean curve: its configuration's noiseless quality."""
+        return float(mean.min() if self.mode == "min" else mean.max())
+
     def curve(self, params: dict[str, Any], seed: int = 0, patience: bool = True) -> dict[str, Any]:
         """A curve for `params`: the mean plus noise drawn from (params, seed), cut by patience
-        (all `max_epochs` without it)."""
+        (all `max_epochs` without it), with the configuration's noiseless `quality`."""
         mean, noise, seconds = self.mean(params)
         rng = np.random.default_rng(_draw_key(params, seed))
         noisy = mean + noise * rng.standard_normal(len(mean))
         if self.seed_noise:  # drawn after the epochs' noise: tables without repeats unchanged
             noisy += self.seed_noise * rng.standard_normal()
         scores = patience_stop(noisy, self.patience, self.mode) if patience else noisy
-        return {"scores": [float(s) for s in scores], "seconds": [seconds] * len(scores)}
+        return {
+            "scores": [float(s) for s in scores],
+            "seconds": [seconds] * len(scores),
+            "quality": self.quality(mean),
+        }
 
 
 def curves(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -184,8 +195,7 @@ def heldout_rank_corr(table: dict[str, Any], folds: int = 5) -> float:
         held = trials[k::folds]
         fitted = Surrogate(table, [t for i, t in enumerate(trials) if i % folds != k])
         for t in held:  # the prediction: the best of the mean curve (the curve ends at it)
-            mean, _, _ = fitted.mean(t["params"])
-            predicted.append(float(mean.min() if minimise else mean.max()))
+            predicted.append(fitted.quality(fitted.mean(t["params"])[0]))
             recorded.append(min(t["scores"]) if minimise else max(t["scores"]))
     return spearman(predicted, recorded)
 
@@ -195,4 +205,13 @@ def surrogate_table(table: dict[str, Any], surrogate: Surrogate) -> dict[str, An
     The surrogate replay measures regret and qualities on this, not on the recorded curves: a
     forest's predictions shrink toward the mean, so the recorded extremes may be out of reach."""
     trials = [{**t, **surrogate.curve(t["params"], 0)} for t in table["trials"]]
+    return {"meta": table["meta"], "trials": trials}
+
+
+def noiseless_table(table: dict[str, Any], surrogate: Surrogate) -> dict[str, Any]:
+    """The table's configurations, each a one-epoch curve at its noiseless quality: the regret
+    scale and the qualities of the noiseless measure (`search.bench.simulate`'s third path
+    element)."""
+    quality = [surrogate.quality(surrogate.mean(t["params"])[0]) for t in table["trials"]]
+    trials = [{**t, "scores": [q]} for t, q in zip(table["trials"], quality, strict=True)]
     return {"meta": table["meta"], "trials": trials}

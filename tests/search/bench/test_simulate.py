@@ -170,3 +170,41 @@ def test_without_patience_every_trial_runs_all_its_epochs(table, space, monkeypa
     assert len(answered) == 2 * max_t // 4 + 1 and len(cut) == 2 * max_t
     pad = sim._full_length(lambda config: short, 6)({})
     assert pad == {"scores": [0.9, 0.7, 0.8, 0.85, 0.85, 0.85], "seconds": [1.0] * 3 + [2.0] * 3}
+
+
+class _ListSearcher:
+    """Suggests the given configurations in order, then none; learns nothing."""
+
+    def __init__(self, configs):
+        self.configs = list(configs)
+
+    def suggest(self, trial_id):
+        return self.configs.pop(0) if self.configs else None
+
+    def on_trial_result(self, trial_id, result):
+        pass
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        pass
+
+
+def test_the_path_carries_the_quality_of_the_trial_that_holds_the_best_score():
+    """A lucky first epoch makes a poor configuration the incumbent: the best score improves
+    while the exported configuration's noiseless quality gets worse; a later, truly better
+    configuration that does not beat that epoch never becomes the incumbent."""
+    curves = {
+        "a": {"scores": [0.5, 0.5], "seconds": [1, 1], "quality": 0.5},
+        "b": {"scores": [0.3, 0.9], "seconds": [1, 1], "quality": 0.8},  # one lucky epoch
+        "c": {"scores": [0.4, 0.4], "seconds": [1, 1], "quality": 0.4},
+    }
+    table = {"meta": {"mode": "min", "metric": "MAE", "max_epochs": 2}, "trials": []}
+    searcher = _ListSearcher({"name": k} for k in curves)
+    path = simulate(table, searcher, None, num_samples=3, budget=100, concurrency=1,
+                    answer=lambda config: curves[config["name"]])  # fmt: skip
+    assert [p[1] for p in path] == [0.5, 0.5, 0.3, 0.3, 0.3, 0.3]
+    assert [p[2] for p in path] == [0.5, 0.5, 0.8, 0.8, 0.8, 0.8]
+    plain = {k: {"scores": v["scores"], "seconds": v["seconds"]} for k, v in curves.items()}
+    searcher = _ListSearcher({"name": k} for k in curves)
+    path = simulate(table, searcher, None, num_samples=3, budget=100, concurrency=1,
+                    answer=lambda config: plain[config["name"]])  # fmt: skip
+    assert all(len(p) == 2 for p in path)  # an answer without qualities: (epochs, best) only

@@ -22,6 +22,7 @@ from search.bench.surrogate import (
     family,
     fit_curve,
     heldout_rank_corr,
+    noiseless_table,
     patience_stop,
     seed_spread,
 )
@@ -118,6 +119,26 @@ def test_the_surrogate_reproduces_the_family_it_was_given():
     assert len(full) == 20 and full[: len(scores)] == scores
 
 
+def test_a_generated_curve_carries_its_configurations_noiseless_quality():
+    """The quality is the best of the mean curve: the same for every replay seed while the
+    noisy bests spread, close to the family's own final value, and what the noiseless table
+    scores each recorded configuration by."""
+    table = _family_table(noise=0.02)
+    surrogate = Surrogate(table)
+    params = table["trials"][4]["params"]
+    draws = [surrogate.curve(params, seed) for seed in range(20)]
+    assert len({d["quality"] for d in draws}) == 1
+    assert len({min(d["scores"]) for d in draws}) == 20
+    assert np.mean([min(d["scores"]) for d in draws]) < draws[0]["quality"]  # luck lowers it
+    assert draws[0]["quality"] == pytest.approx(min(surrogate.mean(params)[0]))
+    quiet = noiseless_table(table, surrogate)
+    assert quiet["trials"][4]["scores"] == [draws[0]["quality"]]
+    truth = [0.3 + 0.5 * (math.log10(t["params"]["x"]) + 3) / 3 + 0.2 * (k % 2)
+             for k, t in enumerate(table["trials"])]  # fmt: skip
+    got = [t["scores"][0] for t in quiet["trials"]]
+    assert np.corrcoef(got, truth)[0, 1] > 0.9
+
+
 def test_the_held_out_rank_correlation_tells_a_learnable_table_from_noise():
     table = _family_table()
     assert heldout_rank_corr(table) > 0.8
@@ -163,13 +184,13 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
         path, tmp_path / "work", 1, (1,), compute_seeds=1, compute_budgets=(1,), held_out=other
     )
     assert r["default_method"] in r["replay_compute"]["surrogate"]["1"]
-    assert set(r["replay_compute"]) == {"nearest", "surrogate"}
+    assert set(r["replay_compute"]) == {"nearest", "surrogate", "surrogate_noiseless"}
     for replay in r["replay_compute"].values():  # the onset score: from the regenerated data
         assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha", "random"} <= set(replay["1"])
     entry, held = r["tables"]
     assert entry["name"] == "slice" and entry["role"] == "tuning"
     assert held["name"] == "other" and held["role"] == "held_out"
-    assert set(r["held_out_compute"]) == {"nearest", "surrogate"}
+    assert set(r["held_out_compute"]) == {"nearest", "surrogate", "surrogate_noiseless"}
     assert held["seed_spread"] is None and held["repeated_configs"] == 0  # one seed each
     for e in (entry, held):  # no 64-trial budget here: the ratio target is not measured
         assert e["target"]["compute_ratio"] is None and isinstance(e["target"]["regret"], bool)
@@ -177,6 +198,9 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
         assert set(e["random_regret_median"]) == {"1"}
         mine, random = e["regret_median"]["1"], e["random_regret_median"]["1"]
         assert e["target"]["regret"] == all(mine[f] <= random[f] for f in mine)
+        quiet = e["noiseless"]
+        assert set(quiet["compute_ratio_median"]) == set(quiet["regret_median"]) == {"1"}
+        assert 0 < quiet["compute_ratio_median"]["1"] <= CAP  # censored at CAP
     assert set(entry) >= {"compute_ratio_median", "compute_ratio_iqr", "surrogate_rank_corr"}
     assert set(entry["compute_ratio_median"]) == set(entry["compute_ratio_iqr"]) == {"1"}
     ratio = entry["compute_ratio_median"]["1"]
@@ -184,6 +208,7 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     assert -1.0 <= entry["surrogate_rank_corr"] <= 1.0
     text = "\n".join(replay_details(r))
     assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
+    assert "surrogate_noiseless replay, budget 1 full trials" in text
     assert "held_out table other" in text and "at 64 trials not measured" in text
     assert "one seed per configuration" in text
 
@@ -201,7 +226,7 @@ def test_one_table_replays_alone_from_the_command_line(tmp_path, capsys):
     (entry,) = out["tables"]
     assert entry["name"] == "slice" and entry["role"] == "held_out"
     assert entry["method"] == out["default_method"]
-    assert set(out["replay_compute"]) == {"nearest", "surrogate"}
+    assert set(out["replay_compute"]) == {"nearest", "surrogate", "surrogate_noiseless"}
     assert set(entry["compute_ratio_median"]) == {"1"}
     with pytest.raises(SystemExit) as done:  # the report's section 5s
         replay_one.run_cli(replay_one.main, [str(path), "--seeds", "1", "--budgets", "1"])
@@ -222,7 +247,7 @@ def test_one_table_replays_chosen_methods_on_the_surrogate_alone(tmp_path, capsy
         replay_one.run_cli(replay_one.main, [*argv, "--methods", "tpe"])
     assert done.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["replay_compute"]) == {"surrogate"}  # no nearest-curve replay
+    assert set(out["replay_compute"]) == {"surrogate", "surrogate_noiseless"}  # no nearest
     ran = set(out["replay_compute"]["surrogate"]["1"])
     assert ran == {"tpe", out["default_method"], "random", "random_full"}  # + default, baselines
     assert out["tables"][0]["method"] == out["default_method"]
