@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from search.runtime.records import FINAL, STOPPED_EARLY, WARM_START
+from search.runtime.records import STOPPED_EARLY, WARM_START
 
 SAMPLERS = ("tpe", "tpe_rungs", "random", "cmaes")
 TPE_STARTUP = 10  # TPE's first trials are random draws (Optuna's default), seeded as `random`'s
@@ -90,10 +90,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         if value is None or epoch is None or not math.isfinite(float(value)):
             return
         rerun = self._reruns().get(trial_id)
-        if rerun is not None:  # told FAIL already: kept for the trial added when it ends
+        if rerun is not None:  # told FAIL already: kept for the trial added when it completes
             rerun.setdefault(int(epoch), float(value))
-            if result.get(FINAL):  # its completion may not come (Tune's own limiter drops it)
-                self._tell_rerun(trial_id, result)
             return
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
@@ -115,10 +113,15 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             if not error and result:
                 self._tell_rerun(trial_id, result)
             return
-        if error and trial_id not in self._completed_trials and trial_id in self._ot_trials:
+        if trial_id in self._completed_trials:
+            # told already: Tune completes a trial twice only when `--resume` ran it again after
+            # it failed, a rerun told above once (or not at all by a searcher pickled before
+            # reruns were kept); the parent would only warn of an "additional completion"
+            return
+        if error and trial_id in self._ot_trials:
             self._reruns()[trial_id] = {}
         if result and result.get(STOPPED_EARLY) and not error:
-            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            if trial_id not in self._ot_trials:
                 return
             self._report(trial_id, result)  # the result ASHA stopped on never reached us
             try:
@@ -133,7 +136,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         """A trial told FAIL that `--resume` ran again (`search.runtime.errored`) and that has
         now ended: Optuna cannot tell a finished trial twice, so the study gets a new trial with
         the same parameters, COMPLETE or PRUNED with the rerun's values, for TPE to learn from.
-        Told from its completion (`RerunLimiter` passes it on) or its final result."""
+        Told from its completion alone (`RerunLimiter` passes it on), which comes once and
+        says whether ASHA stopped it (`stopped_early`: PRUNED); its results record the values."""
         values = self._reruns().pop(trial_id, None)
         value = result.get(self.metric)
         if values is None or value is None or not math.isfinite(float(value)):

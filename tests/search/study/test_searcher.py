@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import optuna
 import pytest
 from searchtest_util import last_result
@@ -10,6 +12,7 @@ from search.runtime.records import FINAL, METRIC, STOPPED_EARLY
 from search.study.searcher import SAMPLERS, PrunedAwareOptunaSearch, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+RAY_OPTUNA_LOG = "ray.tune.search.optuna.optuna_search"  # the logger of Ray's OptunaSearch
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -57,8 +60,9 @@ def test_a_lost_trial_run_again_on_resume_is_learnt_from(space, tmp_path):
     searcher = PrunedAwareOptunaSearch(space=space, metric=METRIC, mode="min")
     searcher.restore(str(tmp_path / "searcher.pkl"))
     searcher.on_trial_result("lost", last_result(1, 0.8))  # the rerun, from its checkpoint
-    # its final result; Tune's concurrency limiter then drops the completion (not called)
     searcher.on_trial_result("lost", last_result(2, 0.6, **{FINAL: True}))
+    assert len(searcher._ot_study.trials) == 3  # told from its completion, not its final result
+    searcher.on_trial_complete("lost", last_result(2, 0.6, done=True))  # RerunLimiter's
     searcher.on_trial_result("cut", last_result(1, 0.9))
     searcher.on_trial_complete("cut", last_result(2, 0.85, done=True, **{STOPPED_EARLY: True}))
     searcher.on_trial_complete("nan", error=True)  # failed again: nothing more to learn
@@ -92,6 +96,35 @@ def test_the_search_limiter_passes_on_a_rerun_trials_completion(space):
     states = [t.state.name for t in searcher._ot_study.trials]
     assert states == ["FAIL", "COMPLETE", "PRUNED"]
     assert searcher._ot_study.trials[2].intermediate_values == {1: 0.9, 2: 0.7}
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["complete", "stopped_by_asha"])
+def test_a_rerun_is_told_once_from_its_completion(space, caplog, stopped):
+    """A rerun's results (its final one too), then its completion as `RerunLimiter` passes it
+    on: exactly one new trial, and Ray's searcher never hears the trial complete again."""
+    from search.study.searcher import RerunLimiter
+
+    searcher = PrunedAwareOptunaSearch(
+        space=space, metric=METRIC, mode="min", sampler=make_sampler("tpe", 0)
+    )
+    limiter = RerunLimiter(searcher, max_concurrent=2)
+    limiter.suggest("lost")
+    limiter.on_trial_complete("lost", error=True)  # its worker lost: told FAIL
+    limiter.on_trial_result("lost", last_result(1, 0.9))  # the rerun on --resume
+    if stopped:  # the result ASHA stops on reaches only the completion
+        last = last_result(2, 0.7, done=True, **{STOPPED_EARLY: True})
+    else:
+        last = last_result(2, 0.7, **{FINAL: True})
+        limiter.on_trial_result("lost", last)
+    with caplog.at_level(logging.WARNING, logger=RAY_OPTUNA_LOG):
+        limiter.on_trial_complete("lost", {**last, "done": True})
+        limiter.on_trial_complete("lost", {**last, "done": True})  # even told twice
+    trials = searcher._ot_study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "PRUNED" if stopped else "COMPLETE"]
+    assert trials[1].intermediate_values == {1: 0.9, 2: 0.7}
+    assert trials[1].value == (None if stopped else pytest.approx(0.7))
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["rerun_of"] == 0
+    assert "additional completion" not in caplog.text
 
 
 def test_seeds_come_first_marked_once_and_survive_a_save_and_restore(space, tmp_path):
