@@ -68,7 +68,7 @@ def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[s
         for method, runs in paths.items():
             row = method_measures(runs, refs, scoring, budget)
             finals = [regret(best_at(run, budget), best, median) for run in runs]
-            row["final_regret"] = quartiles(finals)
+            row["final_regret"], row["final_regrets"] = quartiles(finals), finals
             row["regret"] = {
                 str(f): quartiles([regret(best_at(run, f * budget), best, median) for run in runs])
                 for f in FRACTIONS

@@ -14,6 +14,7 @@ from search.bench.replay_compute import (
     CAP,
     censored_quartiles,
     compute_ratio,
+    epochs_to_hold,
     epochs_to_quality,
     quality_targets,
 )
@@ -158,6 +159,18 @@ def test_compute_ratio_is_censored_beyond_cap_times_the_budget():
     assert epochs_to_quality(reference, 0.5, 50, "min") == 50.0
 
 
+def test_a_path_that_falls_back_reaches_a_score_only_when_it_keeps_it():
+    """The noiseless measure's path can get worse (a lucky epoch makes a worse configuration
+    the incumbent): a score counts as reached from the point it is held to the end."""
+    path = [(10, 0.6), (20, 0.4), (30, 0.7), (40, 0.45), (50, 0.4)]
+    assert epochs_to_hold(path, 0.5, "min", 50) == 40  # reached at 20, lost at 30
+    assert epochs_to_hold(path, 0.5, "min", 25) == 20  # lost only after the limit
+    assert epochs_to_hold(path, 0.3, "min", 50) is None
+    assert compute_ratio(path, 0.5, 10, "min") == pytest.approx(4.0)
+    assert epochs_to_quality(path, 0.5, 35, "min") == math.inf
+    assert epochs_to_hold([(1, 0.6), (2, 0.7)], 0.65, "max", 2) == 2
+
+
 def test_censored_quartiles_mark_what_is_only_a_lower_bound():
     out = censored_quartiles([1.0, 2.0, math.inf, math.inf], CAP)
     assert out["q"] == pytest.approx([1.75, 5.0, 8.0])
@@ -187,6 +200,7 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     assert set(r["replay_compute"]) == {"nearest", "surrogate", "surrogate_noiseless"}
     for replay in r["replay_compute"].values():  # the onset score: from the regenerated data
         assert {"tpe_rung", "tpe_onset", "tpe_rungs_asha", "random"} <= set(replay["1"])
+        assert len(replay["1"]["random"]["final_regrets"]) == 1  # one per seed, for pairing
     entry, held = r["tables"]
     assert entry["name"] == "slice" and entry["role"] == "tuning"
     assert held["name"] == "other" and held["role"] == "held_out"
