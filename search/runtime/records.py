@@ -77,7 +77,7 @@ def short_error(text: str | None) -> str:
     return (hits[-1] if hits else lines[-1] if lines else "")[:500]
 
 
-def _logged(path: str | Path | None) -> list[dict[str, Any]]:
+def logged_results(path: str | Path | None) -> list[dict[str, Any]]:
     """The results in a trial folder's `result.json` (Tune's JSON-lines log) that carry an
     epoch, in order; none where there is no such file."""
     log = Path(path) / "result.json" if path else None
@@ -96,12 +96,16 @@ def _logged(path: str | Path | None) -> list[dict[str, Any]]:
 
 def read_scores(path: str | Path | None) -> dict[int, float]:
     """Epoch -> best score so far, from the trial's `result.json`."""
-    return {int(r["epoch"]): float(r[METRIC]) for r in _logged(path) if METRIC in r}
+    return _scores(logged_results(path))
 
 
-def newest_logged(path: str | Path | None) -> dict[str, Any] | None:
-    """The trial's result of its highest epoch in its `result.json` (None: nothing logged)."""
-    return max(reversed(_logged(path)), key=lambda r: int(r["epoch"]), default=None)
+def _scores(results: list[dict[str, Any]]) -> dict[int, float]:
+    return {int(r["epoch"]): float(r[METRIC]) for r in results if METRIC in r}
+
+
+def newest_result(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The result of the highest epoch among a trial's logged `results` (None: none)."""
+    return max(reversed(results), key=lambda r: int(r["epoch"]), default=None)
 
 
 def build(
@@ -112,11 +116,13 @@ def build(
     status: str,
     error: str = "",
     path: str = "",
+    logged: list[dict[str, Any]] | None = None,
 ) -> TrialRecord:
     """A record from Tune's view of one trial.
 
     `status` is Tune's (TERMINATED, ERROR, RUNNING, PENDING, PAUSED) or 'STOPPED' for trials that
-    a time budget ended; TERMINATED becomes COMPLETE or PRUNED from the last result.
+    a time budget ended; TERMINATED becomes COMPLETE or PRUNED from the last result. `logged`:
+    the results of its `result.json` in `path`, where the caller has read them already.
     """
     last = dict(last or {})
     params = dict(config)
@@ -140,7 +146,7 @@ def build(
     if not isinstance(valid, dict):
         valid = {}
     valid = {**valid, **_prefixed(last, "best_valid/")}
-    scores = read_scores(path)
+    scores = _scores(logged_results(path) if logged is None else logged)
     if "epoch" in last and METRIC in last:
         scores.setdefault(int(last["epoch"]), float(last[METRIC]))
     return TrialRecord(

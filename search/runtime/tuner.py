@@ -15,7 +15,14 @@ from typing import Any
 
 from search import layout
 from search.runtime import session as ray_session
-from search.runtime.records import FINAL, METRIC, TrialRecord, build, newest_logged
+from search.runtime.records import (
+    FINAL,
+    METRIC,
+    TrialRecord,
+    build,
+    logged_results,
+    newest_result,
+)
 
 
 def _say(text: str) -> None:
@@ -178,11 +185,12 @@ def collect(
         # (actors are reused) may be another trial's, id and config included: not its own
         reported = "epoch" in (result.metrics or {})
         last = dict(result.metrics) if reported else {}
-        logged = newest_logged(result.path) if Path(result.path).is_dir() else None
-        if logged is not None and int(logged["epoch"]) > int(last.get("epoch") or 0):
+        logged = logged_results(result.path)
+        newest = newest_result(logged)
+        if newest is not None and int(newest["epoch"]) > int(last.get("epoch") or 0):
             # it ran on after the killed run's last snapshot (which a resume restored), and a
             # resume that ended at once never heard of it again: its own log is newer
-            last = {**last, **logged}
+            last = {**last, **newest}
         trial_id = _trial_id(result.path, dataset) or last.get("trial_id")
         epochs_done = max_epochs is not None and int(last.get("epoch") or 0) >= max_epochs
         if result.error is not None:
@@ -193,8 +201,9 @@ def collect(
         else:
             status = "STOPPED" if finished else "RUNNING"
         error = str(result.error) if result.error is not None else ""
+        config = _config(result, reported)
         record = build(
-            trial_id, _config(result, reported), last, status=status, error=error, path=result.path
+            trial_id, config, last, status=status, error=error, path=result.path, logged=logged
         )
         if not Path(result.path).is_dir():
             record.scores = dict(sorted({**_progress_scores(result), **record.scores}.items()))

@@ -24,7 +24,7 @@ def test_a_trial_whose_last_result_is_final_counts_complete_without_done(tmp_pat
     assert [r.state for r in records] == ["COMPLETE", "RUNNING", "COMPLETE"]
 
 
-def test_a_trial_that_ran_on_after_the_snapshot_is_read_from_its_own_log(tmp_path):
+def test_a_trial_that_ran_on_after_the_snapshot_is_read_from_its_own_log(tmp_path, monkeypatch):
     """A resume whose budget was spent at the kill ends its restored trials at once, before
     they report again: Tune then knows a trial as the killed run's snapshot had it, while
     the trial's own result.json holds the epochs it ran after that snapshot."""
@@ -39,6 +39,10 @@ def test_a_trial_that_ran_on_after_the_snapshot_is_read_from_its_own_log(tmp_pat
         snapshot = {"trial_id": name, "epoch": 2, METRIC: 0.5}  # what Tune restored
         return SimpleNamespace(metrics=snapshot, config={"lr": 1}, path=str(folder), error=None)
 
+    from pathlib import Path
+
+    reads, read_text = [], Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: reads.append(p) or read_text(p))
     ended, cut = collect(
         [trial("ended", [1, 2, 3, 4], True), trial("cut", [1, 2, 3], False)],
         "mosi",
@@ -48,6 +52,7 @@ def test_a_trial_that_ran_on_after_the_snapshot_is_read_from_its_own_log(tmp_pat
     assert (ended.state, ended.epochs, ended.score) == ("COMPLETE", 4, 0.25)
     assert (cut.state, cut.epochs, cut.score) == ("STOPPED", 3, 1 / 3)
     assert ended.scores == {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}
+    assert sorted(p.parent.name for p in reads) == ["mosi_cut", "mosi_ended"]  # once a trial
 
 
 def test_a_trial_that_never_reported_is_itself_not_its_reused_actors_last_trial(tmp_path):
