@@ -6,9 +6,6 @@
   (kept as inf, reported as ">= 8.0");
 - epochs to a fixed quality: the table's top 1% and top 5% recorded best scores, censored at
   the method's budget;
-- "reached" means reached and kept to the end of the run (`epochs_to_hold`): a best-so-far
-  never loses what it reached, but the noiseless measure's path (the quality of the incumbent)
-  falls when a lucky epoch makes a worse configuration the incumbent;
 - quartiles over seeds with censored values: a quartile that touches a censored value is only a
   lower bound.
 Tested in `tests/search/bench/test_surrogate_replay.py`.
@@ -21,22 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from search.bench.measures import epochs_to_within
 from search.bench.replay_stats import best_at
 
 CAP = 8  # the reference random search runs at most CAP x the method's budget
 QUALITIES = (0.01, 0.05)  # the table's top 1% and top 5% best scores
-
-
-def epochs_to_hold(path: list, target: float, mode: str, limit: float) -> int | None:
-    """The epochs after which the path's value is at `target` or better through `limit`
-    epochs (None: never, or lost again by then)."""
-    held = None
-    for spent, value in path:
-        if spent > limit:
-            break
-        good = math.isfinite(value) and (value <= target if mode == "min" else value >= target)
-        held = (held or spent) if good else None
-    return held
 
 
 def compute_ratio(reference: list, score: float, budget: int, mode: str) -> float:
@@ -44,8 +30,8 @@ def compute_ratio(reference: list, score: float, budget: int, mode: str) -> floa
     not within CAP x budget (or `score` is nan: the method reported nothing)."""
     if not math.isfinite(score):
         return math.inf
-    took = epochs_to_hold(reference, score, mode, CAP * budget)
-    return math.inf if took is None else took / budget
+    took = epochs_to_within(reference, score, mode, 0.0)
+    return math.inf if took is None or took > CAP * budget else took / budget
 
 
 def quality_targets(table: dict[str, Any]) -> dict[str, float]:
@@ -59,9 +45,9 @@ def quality_targets(table: dict[str, Any]) -> dict[str, float]:
 
 
 def epochs_to_quality(path: list, target: float, budget: int, mode: str) -> float:
-    """Epochs until the path reached `target`; inf when not within `budget`."""
-    took = epochs_to_hold(path, target, mode, budget)
-    return math.inf if took is None else float(took)
+    """Epochs until the best so far reached `target`; inf when not within `budget`."""
+    took = epochs_to_within(path, target, mode, 0.0)
+    return math.inf if took is None or took > budget else float(took)
 
 
 def censored_quartiles(values: list[float], bound: float) -> dict[str, Any]:

@@ -8,15 +8,15 @@ regret. On the surrogate replay those qualities and the regret scale come from t
 surrogate answers it (`search.bench.surrogate.surrogate_table`). The same surrogate searches are
 also measured noiselessly (`surrogate_noiseless`): each point is the noiseless quality of the
 configuration the search would export at that time (`search.bench.simulate`), scaled by the
-recorded configurations' qualities (`noiseless_table`). The noisy measures count a lucky epoch
-as progress, so a method that trains each configuration longer collects more of them; this one
-judges only what was chosen.
+recorded configurations' qualities (`noiseless_table`), in regret only. The noisy measures
+count a lucky epoch as progress, so a method that trains each configuration longer collects
+more of them; this one judges only what was chosen.
 
 `--json` gets `tables`: one object per curve table, {name, role ("tuning" | "held_out"),
 compute_ratio_median / _iqr / _censored per budget (the default method on the surrogate
 replay), regret_median and random_regret_median per budget and budget fraction, target (the
 median compute ratio at 64 full trials >= TARGET_RATIO, and a median regret never above random
-search's), noiseless (the same medians on the noiseless measure), surrogate_rank_corr,
+search's), noiseless (the regret medians on the noiseless measure), surrogate_rank_corr,
 seed_spread (of best scores between training seeds, from the table's repeats; null without)
 and repeated_configs}. Defaults are chosen on the tuning table
 (the committed planted MOSI one); the held-out table (`--held-out`) is only reported, as the
@@ -57,8 +57,11 @@ def references(
     return trajectories(table, specs, surrogate, workers)[CAP * max(budgets)]["random"]
 
 
-def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """budget -> method -> compute ratio, epochs to qualities, final regret (over seeds)."""
+def measure(traj: dict, refs: list | None, scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """budget -> method -> compute ratio, epochs to qualities (against `refs`), regret at each
+    budget fraction and final (over seeds). Without `refs`, regret only: the noiseless path
+    can fall back (a lucky epoch makes a worse configuration the incumbent), so it has no
+    epoch at which it "reached" a score."""
     max_t = int(scoring["meta"]["max_epochs"])
     best, median = regret_scale(scoring)
     out: dict[str, dict[str, Any]] = {}
@@ -66,7 +69,7 @@ def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[s
         budget = n * max_t
         out[str(n)] = {}
         for method, runs in paths.items():
-            row = method_measures(runs, refs, scoring, budget)
+            row = method_measures(runs, refs, scoring, budget) if refs is not None else {}
             finals = [regret(best_at(run, budget), best, median) for run in runs]
             row["final_regret"], row["final_regrets"] = quartiles(finals), finals
             row["regret"] = {
@@ -77,16 +80,13 @@ def measure(traj: dict, refs: list, scoring: dict[str, Any]) -> dict[str, dict[s
     return out
 
 
-def _part(path: list[tuple], k: int) -> list[tuple[int, float]]:
-    """(epochs, the k-th number) of each point: 1 the best score, 2 the incumbent's quality."""
-    return [(point[0], point[k]) for point in path]
-
-
-def _parts(traj: dict, refs: list, k: int) -> tuple[dict, list]:
-    return (
-        {n: {m: [_part(p, k) for p in runs] for m, runs in by.items()} for n, by in traj.items()},
-        [_part(p, k) for p in refs],
-    )
+def _part(traj: dict, k: int) -> dict:
+    """The trajectories as (epochs, the k-th number of each point): 1 the best score, 2 the
+    incumbent's quality (`search.bench.simulate`)."""
+    return {
+        n: {m: [[(p[0], p[k]) for p in path] for path in runs] for m, runs in by.items()}
+        for n, by in traj.items()
+    }
 
 
 def compare_replays(
@@ -121,10 +121,9 @@ def compare_replays(
         say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
         traj = trajectories(table, all_jobs, answer, workers)
         refs = references(table, seeds, budgets, answer, workers)
-        out[name] = measure(*_parts(traj, refs, 1), scoring)
+        out[name] = measure(_part(traj, 1), [[p[:2] for p in path] for path in refs], scoring)
         if answer is not None:
-            quality = noiseless_table(table, surrogate)
-            out[f"{name}_noiseless"] = measure(*_parts(traj, refs, 2), quality)
+            out[f"{name}_noiseless"] = measure(_part(traj, 2), None, noiseless_table(table, answer))
     return out
 
 
@@ -138,12 +137,8 @@ def _regret_medians(
 
 
 def _noiseless(compared: dict[str, Any], default: str) -> dict[str, Any]:
-    """The default method's medians on the noiseless measure, random search's regret beside."""
+    """The default method's median regrets on the noiseless measure, random search's beside."""
     return {
-        "compute_ratio_median": {
-            n: by[default]["compute_ratio"]["q"][1]
-            for n, by in compared["surrogate_noiseless"].items()
-        },
         "regret_median": _regret_medians(compared, default, "surrogate_noiseless"),
         "random_regret_median": _regret_medians(compared, "random", "surrogate_noiseless"),
     }

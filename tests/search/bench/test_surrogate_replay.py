@@ -14,7 +14,6 @@ from search.bench.replay_compute import (
     CAP,
     censored_quartiles,
     compute_ratio,
-    epochs_to_hold,
     epochs_to_quality,
     quality_targets,
 )
@@ -159,18 +158,6 @@ def test_compute_ratio_is_censored_beyond_cap_times_the_budget():
     assert epochs_to_quality(reference, 0.5, 50, "min") == 50.0
 
 
-def test_a_path_that_falls_back_reaches_a_score_only_when_it_keeps_it():
-    """The noiseless measure's path can get worse (a lucky epoch makes a worse configuration
-    the incumbent): a score counts as reached from the point it is held to the end."""
-    path = [(10, 0.6), (20, 0.4), (30, 0.7), (40, 0.45), (50, 0.4)]
-    assert epochs_to_hold(path, 0.5, "min", 50) == 40  # reached at 20, lost at 30
-    assert epochs_to_hold(path, 0.5, "min", 25) == 20  # lost only after the limit
-    assert epochs_to_hold(path, 0.3, "min", 50) is None
-    assert compute_ratio(path, 0.5, 10, "min") == pytest.approx(4.0)
-    assert epochs_to_quality(path, 0.5, 35, "min") == math.inf
-    assert epochs_to_hold([(1, 0.6), (2, 0.7)], 0.65, "max", 2) == 2
-
-
 def test_censored_quartiles_mark_what_is_only_a_lower_bound():
     out = censored_quartiles([1.0, 2.0, math.inf, math.inf], CAP)
     assert out["q"] == pytest.approx([1.75, 5.0, 8.0])
@@ -213,8 +200,10 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
         mine, random = e["regret_median"]["1"], e["random_regret_median"]["1"]
         assert e["target"]["regret"] == all(mine[f] <= random[f] for f in mine)
         quiet = e["noiseless"]
-        assert set(quiet["compute_ratio_median"]) == set(quiet["regret_median"]) == {"1"}
-        assert 0 < quiet["compute_ratio_median"]["1"] <= CAP  # censored at CAP
+        assert set(quiet["regret_median"]) == set(quiet["random_regret_median"]) == {"1"}
+        assert set(quiet["regret_median"]["1"]) == {"0.1", "0.25", "0.5", "1.0"}
+    quiet = r["replay_compute"]["surrogate_noiseless"]["1"]["random"]
+    assert "compute_ratio" not in quiet and len(quiet["final_regrets"]) == 1  # regret only
     assert set(entry) >= {"compute_ratio_median", "compute_ratio_iqr", "surrogate_rank_corr"}
     assert set(entry["compute_ratio_median"]) == set(entry["compute_ratio_iqr"]) == {"1"}
     ratio = entry["compute_ratio_median"]["1"]
@@ -223,6 +212,7 @@ def test_both_replays_give_the_tables_json_and_report(tmp_path):
     text = "\n".join(replay_details(r))
     assert "surrogate replay, budget 1 full trials" in text and "nearest replay" in text
     assert "surrogate_noiseless replay, budget 1 full trials" in text
+    assert "noiseless final regret by budget" in text
     assert "held_out table other" in text and "at 64 trials not measured" in text
     assert "one seed per configuration" in text
 
