@@ -130,8 +130,11 @@ class Surrogate:
         row = np.asarray([x], dtype=np.float32)  # the trees split on float32
         return np.mean([tree.tree_.predict(row)[0, :, 0] for tree in self.model.estimators_], 0)
 
-    def quality(self, mean: np.ndarray) -> float:
-        """The best of a mean curve: its configuration's noiseless quality."""
+    def quality(self, params: dict[str, Any]) -> float:
+        """The configuration's noiseless quality: the best of its mean curve."""
+        return self._best(self.mean(params)[0])
+
+    def _best(self, mean: np.ndarray) -> float:
         return float(mean.min() if self.mode == "min" else mean.max())
 
     def curve(self, params: dict[str, Any], seed: int = 0, patience: bool = True) -> dict[str, Any]:
@@ -146,7 +149,7 @@ class Surrogate:
         return {
             "scores": [float(s) for s in scores],
             "seconds": [seconds] * len(scores),
-            "quality": self.quality(mean),
+            "quality": self._best(mean),
         }
 
 
@@ -195,7 +198,7 @@ def heldout_rank_corr(table: dict[str, Any], folds: int = 5) -> float:
         held = trials[k::folds]
         fitted = Surrogate(table, [t for i, t in enumerate(trials) if i % folds != k])
         for t in held:  # the prediction: the best of the mean curve (the curve ends at it)
-            predicted.append(fitted.quality(fitted.mean(t["params"])[0]))
+            predicted.append(fitted.quality(t["params"]))
             recorded.append(min(t["scores"]) if minimise else max(t["scores"]))
     return spearman(predicted, recorded)
 
@@ -212,6 +215,5 @@ def noiseless_table(table: dict[str, Any], surrogate: Surrogate) -> dict[str, An
     """The table's configurations, each a one-epoch curve at its noiseless quality: the regret
     scale and the qualities of the noiseless measure (`search.bench.simulate`'s third path
     element)."""
-    quality = [surrogate.quality(surrogate.mean(t["params"])[0]) for t in table["trials"]]
-    trials = [{**t, "scores": [q]} for t, q in zip(table["trials"], quality, strict=True)]
+    trials = [{**t, "scores": [surrogate.quality(t["params"])]} for t in table["trials"]]
     return {"meta": table["meta"], "trials": trials}
