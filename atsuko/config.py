@@ -87,6 +87,8 @@ class ModelConfig:
     bert_path: str | None = None  # local folder with a BERT config and weights
     # bert: encode the text once with the frozen encoder (cached) and train on its token states
     bert_freeze: bool = False
+    # bert: the text states are the mean of the encoder's last `bert_layers` layers' token states
+    bert_layers: int = 1
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,14 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.scale": POSITIVE,
     "data.synth_seed": SEED,
     **dict.fromkeys(
-        ("model.hidden", "model.layers", "model.heads", "model.proj_kernel", "model.knn_k"),
+        (
+            "model.hidden",
+            "model.layers",
+            "model.heads",
+            "model.proj_kernel",
+            "model.knn_k",
+            "model.bert_layers",
+        ),
         POSITIVE,
     ),
     **dict.fromkeys(

@@ -5,9 +5,9 @@ costs what precomputed features cost.
 States are computed once per (data, encoder) and cached on disk under `bert-states/` in
 `data.cache_dir` (default: the per-user `user_temp_dir('cache')`), one file named by the sha256
 of the data's text source (the MMSA file; MIntRec's tsv files) and of the model folder's files
-(weights, config, tokenizer): a change of either is a new file, never a silent reuse. The
-dataset records the folder it was encoded with (`Dataset.text_states`), so encoding an encoded
-dataset is a no-op.
+(weights, config, tokenizer) and by the layers averaged (`model.bert_layers`): a change of any
+is a new file, never a silent reuse. The dataset records the encoder it was encoded with
+(`Dataset.text_states`: folder and layers), so encoding an encoded dataset is a no-op.
 Tested in `tests/atsuko/data/test_bert_states.py`.
 """
 
@@ -61,7 +61,8 @@ def cache_path(config: Config, dataset: Dataset) -> Path:
     root = Path(cache).expanduser() if cache else user_temp_dir("cache")
     data = _sha256(text_source(dataset))[:20]
     model = _sha256(model_files(config.model.bert_path))[:20]
-    return root / "bert-states" / f"{dataset.spec.name}-data{data}-model{model}.pt"
+    layers = config.model.bert_layers
+    return root / "bert-states" / f"{dataset.spec.name}-data{data}-model{model}-last{layers}.pt"
 
 
 @torch.no_grad()
@@ -92,10 +93,14 @@ def _compute(config: Config, dataset: Dataset, log) -> dict[str, dict[str, torch
     from atsuko.model.bert import BertTextEncoder
 
     device = pick_device(config.train.device)
-    encoder = BertTextEncoder(config.model.bert_path).eval().to(device)
+    encoder = BertTextEncoder(config.model.bert_path, config.model.bert_layers)
+    encoder = encoder.eval().to(device)
     if log is not None:
         rows = sum(len(s) for s in dataset.splits.values())
-        log(f"encoding {rows} texts with the frozen encoder {config.model.bert_path} (once)")
+        log(
+            f"encoding {rows} texts with the frozen encoder {config.model.bert_path} "
+            f"(mean of the last {config.model.bert_layers} layers; once)"
+        )
     out = {}
     for name, split in dataset.splits.items():
         states, lengths = encode(split, encoder, device, log, name)
@@ -146,8 +151,8 @@ def frozen_states(config: Config, dataset: Dataset, log=print) -> dict[str, dict
 def with_frozen_states(config: Config, dataset: Dataset, log=print) -> Dataset:
     """`dataset` with the frozen encoder's states as its text features (a no-op when it
     already has this encoder's)."""
-    folder = str(Path(config.model.bert_path).resolve())
-    if dataset.text_states == folder:
+    encoder = f"{Path(config.model.bert_path).resolve()} (last {config.model.bert_layers} layers)"
+    if dataset.text_states == encoder:
         return dataset
     table = frozen_states(config, dataset, log)
     splits = {}
@@ -155,4 +160,4 @@ def with_frozen_states(config: Config, dataset: Dataset, log=print) -> Dataset:
         features = {**split.features, "text": table[name]["text"]}
         lengths = {**split.lengths, "text": table[name]["lengths"]}
         splits[name] = dataclasses.replace(split, features=features, lengths=lengths)
-    return dataclasses.replace(dataset, splits=splits, text_states=folder)
+    return dataclasses.replace(dataset, splits=splits, text_states=encoder)

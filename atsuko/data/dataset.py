@@ -72,7 +72,7 @@ class Dataset:
     planted: dict | None = None  # synthetic ground truth; None for real data
     nonfinite: dict[str, int] = field(default_factory=dict)  # 'split/key' -> values set to 0
     notes: list[str] = field(default_factory=list)  # warnings and remarks made while loading
-    # the frozen BERT folder whose token states replaced 'text' (`atsuko.data.bert_states`)
+    # the frozen encoder (folder, layers) whose states replaced 'text' (atsuko.data.bert_states)
     text_states: str | None = None
 
     @property

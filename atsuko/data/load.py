@@ -151,6 +151,10 @@ def load_for_run(config: Config, log: Callable[[str], None] | None = print) -> D
     tokenized by the model folder; with `model.bert_freeze`, the frozen encoder's token states
     as the text features (computed once, cached on disk; see `atsuko.data.bert_states`)."""
     bert = config.model.bert_path if config.model.text_encoder == "bert" else None
+    if bert is not None:
+        from atsuko.model.bert import check_layers
+
+        check_layers(bert, config.model.bert_layers)
     dataset = load_from_config(config.data, tokenizer=bert)
     if config.model.bert_freeze:
         from atsuko.data.bert_states import with_frozen_states

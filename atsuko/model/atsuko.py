@@ -94,7 +94,7 @@ class Atsuko(nn.Module):
                 )
             from atsuko.model.bert import BertTextEncoder
 
-            self.text_bert = BertTextEncoder(cfg.bert_path)
+            self.text_bert = BertTextEncoder(cfg.bert_path, cfg.bert_layers)
             dims["text"] = self.text_bert.dim
 
         def per_modality(build) -> nn.ModuleDict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from atsuko.errors import ConfigError, DataError
@@ -44,7 +45,10 @@ def transformers():
 
 def bert_config(hf, path: Path):
     """The folder's config.json (plain JSON), refused unless it describes a BERT model."""
-    config = hf.BertConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        config = hf.BertConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model.bert_path: cannot load a BERT model from {path}: {exc}") from None
     if config.model_type != "bert":
         raise ConfigError(
             f"model.bert_path: {path} holds a '{config.model_type}' model; expected a BERT "
@@ -53,11 +57,23 @@ def bert_config(hf, path: Path):
     return config
 
 
-class BertTextEncoder(nn.Module):
-    """(B, 3, L) ids -> last hidden states (B, L, H) and valid lengths (B,)."""
+def check_layers(path: str | Path | None, layers: int) -> None:
+    """`model.bert_layers` against the folder's depth, checked before anything trains."""
+    path = bert_folder(path)
+    depth = bert_config(transformers(), path).num_hidden_layers
+    if not 1 <= layers <= depth:
+        raise ConfigError(
+            f"model.bert_layers: expected 1..{depth} (the layers of {path}), got {layers}"
+        )
 
-    def __init__(self, path: str | Path | None):
+
+class BertTextEncoder(nn.Module):
+    """(B, 3, L) ids -> token states (B, L, H) and valid lengths (B,): the mean of the last
+    `layers` layers' hidden states (1: the last layer's)."""
+
+    def __init__(self, path: str | Path | None, layers: int = 1):
         super().__init__()
+        check_layers(path, layers)
         path = bert_folder(path)
         hf = transformers()
         hf_logging = hf.utils.logging
@@ -83,6 +99,7 @@ class BertTextEncoder(nn.Module):
             if bars:
                 hf_logging.enable_progress_bar()
         self.dim = self.bert.config.hidden_size
+        self.layers = layers
 
     def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         if ids.ndim != 3 or ids.shape[1] != 3:
@@ -90,7 +107,13 @@ class BertTextEncoder(nn.Module):
                 f"text_bert: expected (B, 3, L) ids, mask, segments; got {tuple(ids.shape)}"
             )
         input_ids, mask, segments = ids.long().unbind(1)  # (B, L) each
-        hidden = self.bert(
-            input_ids=input_ids, attention_mask=mask, token_type_ids=segments
-        ).last_hidden_state  # (B, L, H)
+        out = self.bert(
+            input_ids=input_ids,
+            attention_mask=mask,
+            token_type_ids=segments,
+            output_hidden_states=self.layers > 1,
+        )
+        if self.layers == 1:
+            return out.last_hidden_state, mask.sum(-1)  # (B, L, H)
+        hidden = torch.stack(out.hidden_states[-self.layers :]).mean(0)  # (B, L, H)
         return hidden, mask.sum(-1)

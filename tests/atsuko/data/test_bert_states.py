@@ -21,12 +21,12 @@ ROWS = {"train": 24, "valid": 8, "test": 8}
 STEPS, VOCAB, WIDTH = 12, 60, 16
 
 
-def save_tiny_bert(path, seed: int = 0):
+def save_tiny_bert(path, seed: int = 0, layers: int = 1):
     torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=VOCAB,
         hidden_size=WIDTH,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=32,
@@ -131,6 +131,24 @@ def test_a_changed_data_file_or_encoder_is_recomputed(setup, computed):
     assert len(list(Path(config.data.cache_dir, "bert-states").glob("*.pt"))) == 3
 
 
+def test_other_layers_are_other_states_never_the_cached_ones(setup, computed):
+    config, _, bert = setup
+    save_tiny_bert(bert, layers=2)
+    last = load_for_run(config, log=None)
+    two = config.replace(**{"model.bert_layers": 2})
+    mean = load_for_run(two, log=None)
+    assert computed == [1, 1]
+    assert not torch.equal(
+        last.splits["train"].features["text"], mean.splits["train"].features["text"]
+    )
+    assert bert_states.with_frozen_states(two, last) is not last  # encoded anew, not kept
+    assert computed == [1, 1]  # ... from the second cache file
+    assert len(list(Path(config.data.cache_dir, "bert-states").glob("*.pt"))) == 2
+    with pytest.raises(ConfigError, match=r"model.bert_layers: expected 1..2 .*got 3"):
+        load_for_run(config.replace(**{"model.bert_layers": 3}), log=None)
+    assert computed == [1, 1]  # refused before anything was encoded
+
+
 def test_a_frozen_run_trains_on_the_states(setup):
     config, _, _ = setup
     result = fit(config.replace(**{"train.epochs": 1}), load_for_run(config, log=None), log=None)
@@ -169,6 +187,10 @@ def test_fine_tuned_bert_has_its_own_learning_rate(setup):
         (
             {"model.text_encoder": "bert", "model.bert_path": "x", "train.bert_lr": 0},
             "train.bert_lr: expected a positive value",
+        ),
+        (
+            {"model.text_encoder": "bert", "model.bert_path": "x", "model.bert_layers": 0},
+            "model.bert_layers: expected a positive value",
         ),
     ],
 )

@@ -111,3 +111,35 @@ def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_
     feats, lens = make_batch(SHAPES)
     with pytest.raises(DataError, match="text_bert"):
         model(feats, lens)
+
+
+def test_bert_layers_average_the_last_layers_states(tmp_path):
+    from atsuko.model.bert import BertTextEncoder
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    transformers.BertModel(config).save_pretrained(tmp_path)
+    ids = token_ids()
+    reference = transformers.BertModel.from_pretrained(tmp_path, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        states = reference(
+            input_ids=ids[:, 0],
+            attention_mask=ids[:, 1],
+            token_type_ids=ids[:, 2],
+            output_hidden_states=True,
+        ).hidden_states  # embeddings, then each of the 3 layers
+        for layers in (1, 2, 3):
+            hidden, lengths = BertTextEncoder(tmp_path, layers).eval()(ids)
+            expected = torch.stack(states[-layers:]).mean(0)
+            torch.testing.assert_close(hidden, expected)
+            assert lengths.tolist() == [10, 7, 4, 9]
+    assert not torch.allclose(states[-1], torch.stack(states[-2:]).mean(0))
+    with pytest.raises(ConfigError, match=r"model.bert_layers: expected 1..3 .*got 4"):
+        BertTextEncoder(tmp_path, 4)
