@@ -55,6 +55,24 @@ def load_dataset(config: Config) -> Any:
         raise DataError(message) from None
 
 
+def searched_layers(base: Config, space: Space, dataset: Any) -> None:
+    """A searched `bert_layers`: every value checked against the encoder's depth and, with a
+    frozen encoder, its states cached here, so that trials read them instead of encoding."""
+    param = next((p for p in space.params if p.name == "bert_layers"), None)
+    if param is None or base.model.text_encoder != "bert":
+        return
+    from atsuko.data.bert_states import frozen_states
+    from atsuko.model.bert import check_layers
+
+    step = int(param.step or 1)
+    values = param.choices or range(int(param.low), int(param.high) + 1, step)
+    for value in values:
+        check_layers(base.model.bert_path, value)
+    if base.model.bert_freeze:
+        for value in values:
+            frozen_states(base.replace(bert_layers=value), dataset, log=_say)
+
+
 class SearchDone(Exception):
     """--resume of a search that already finished: nothing to do."""
 
@@ -124,6 +142,7 @@ def prepare(settings: Settings, resume: bool) -> Job:
             sampler=(settings.sampler, settings.seed),
         )
     dataset = load_dataset(base)
+    searched_layers(base, space, dataset)
     metric, mode = select_spec(base, dataset)
     return Job(settings, resume, base, space, dataset, metric, mode, warm)
 

@@ -206,3 +206,22 @@ def test_the_search_driver_encodes_before_sharing(setup, computed):
     dataset = load_dataset(config)
     assert dataset.text_states is not None and dataset.dims["text"] == WIDTH
     assert computed == [1]
+
+
+def test_a_searched_bert_layers_is_checked_and_encoded_before_the_search(setup, computed, tmp_path):
+    from search.study.driver import load_dataset, searched_layers
+    from search.study.space import load_space
+
+    config, _, bert = setup
+    save_tiny_bert(bert, layers=2)
+    dataset = load_dataset(config)
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("params:\n  bert_layers: {type: int, low: 1, high: 3}\n")
+    with pytest.raises(ConfigError, match=r"model.bert_layers: expected 1..2 .*got 3"):
+        searched_layers(config, load_space(space_file, config), dataset)
+    assert computed == [1]  # refused before encoding anything
+    space_file.write_text("params:\n  bert_layers: {type: categorical, choices: [1, 2]}\n")
+    searched_layers(config, load_space(space_file, config), dataset)
+    assert computed == [1, 1]  # the second value encoded once, the first read from the cache
+    trial = config.replace(**{"model.bert_layers": 2})
+    assert load_for_run(trial, log=None).dims["text"] == WIDTH and computed == [1, 1]
