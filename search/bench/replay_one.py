@@ -44,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="only these methods (default: all; the default method and baselines always run)",
     )
-    p.add_argument(
+    only_one = p.add_mutually_exclusive_group()
+    only_one.add_argument(
         "--surrogate-only", action="store_true", help="skip the nearest-recorded-curve replay"
+    )
+    only_one.add_argument(
+        "--nearest-only",
+        action="store_true",
+        help="skip the surrogate replay (and with it the `tables` verdict, measured on it)",
     )
     p.add_argument(
         "--workers",
@@ -70,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         only = frozenset(args.methods) | {name, *BASELINES}
     budgets = tuple(sorted(set(args.budgets)))
-    choice = {"only": only, "nearest": not args.surrogate_only, "workers": args.workers}
+    choice = {
+        "only": only,
+        "nearest": not args.surrogate_only,
+        "surrogate_replay": not args.nearest_only,
+        "workers": args.workers,
+    }
     out = {
         "default_method": name,
         **one_table(path, table, args.seeds, name, budgets, args.role, **choice),

@@ -96,10 +96,11 @@ def compare_replays(
     only: frozenset[str] | None = None,
     nearest: bool = True,
     workers: int = 1,
+    surrogate_replay: bool = True,
 ) -> dict[str, Any]:
-    """Both replays' measures (the surrogate's alone without `nearest`; the surrogate's also
-    noiseless) and the surrogate's held-out rank correlation; every method, or those named in
-    `only`; the searches in `workers` processes."""
+    """Both replays' measures (one alone without `nearest` or `surrogate_replay`; the
+    surrogate's also noiseless) and the surrogate's held-out rank correlation; every method,
+    or those named in `only`; the searches in `workers` processes."""
     surrogate = Surrogate(table)
     corr = heldout_rank_corr(table)
     say(f"replay: surrogate fitted, held-out rank correlation of best scores {corr:.2f}")
@@ -116,7 +117,8 @@ def compare_replays(
             f"({out['repeated_configs']} configurations with a second seed)"
         )
     replays = [("nearest", None, table)] if nearest else []
-    replays.append(("surrogate", surrogate, surrogate_table(table, surrogate)))
+    if surrogate_replay:
+        replays.append(("surrogate", surrogate, surrogate_table(table, surrogate)))
     for name, answer, scoring in replays:
         say(f"replay ({name}): {len(all_jobs)} searches and {seeds} reference random searches")
         traj = trajectories(table, all_jobs, answer, workers)
@@ -182,15 +184,17 @@ def one_table(
     **choice: Any,
 ) -> dict[str, Any]:
     """Both replays of one table: the `--json` keys `replay_compute` and `tables` (its one
-    object, as `role`), with the surrogate's rank correlation and noise. `choice`: the
-    methods, replays and workers of `compare_replays` (default: all, one process)."""
+    object, as `role`; none without the surrogate replay, which it is measured on), with the
+    surrogate's rank correlation and noise. `choice`: the methods, replays and workers of
+    `compare_replays` (default: all, one process)."""
     compared = compare_replays(table, seeds, budgets, **choice)
+    entries = [table_entry(path, role, compared, default)] if "surrogate" in compared else []
     return {
         "surrogate_rank_corr": compared["surrogate_rank_corr"],
         "replay_compute_seeds": seeds,
         "replay_compute": {k: compared[k] for k in REPLAYS if k in compared},
         "surrogate_noise": compared["surrogate_noise"],
-        "tables": [table_entry(path, role, compared, default)],
+        "tables": entries,
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from search.bench.curve_table import TABLE, load_table, write_table
+from search.bench.replay_bench import BASELINES
 from search.bench.replay_compute import (
     CAP,
     censored_quartiles,
@@ -259,3 +260,30 @@ def test_one_table_replays_chosen_methods_on_the_surrogate_alone(tmp_path, capsy
         replay_one.run_cli(replay_one.main, [*argv, "--methods", "tpe", "bogus"])
     err = capsys.readouterr().err
     assert done.value.code == 2 and "--methods: unknown bogus" in err and "tpe_asha" in err
+
+
+def test_one_table_replays_on_the_nearest_curves_alone(tmp_path, capsys):
+    from search.bench import replay_one
+
+    full = load_table(TABLE)
+    path = tmp_path / "slice.json.gz"
+    write_table(path, full["meta"], full["trials"][:20])
+    argv = [str(path), "--seeds", "1", "--budgets", "1", "--methods", "tpe", "--nearest-only"]
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [*argv, "--json"])
+    assert done.value.code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["replay_compute"]) == {"nearest"} and out["tables"] == []
+    assert set(out["replay_compute"]["nearest"]["1"]) == {"tpe", out["default_method"], *BASELINES}
+    with pytest.raises(SystemExit) as done:  # the report: the nearest replay's rows, no verdict
+        replay_one.run_cli(replay_one.main, argv)
+    text = capsys.readouterr().out
+    assert (
+        done.value.code == 0
+        and "5s. nearest replays" in text
+        and "nearest replay, budget 1" in text
+    )
+    assert "held_out table" not in text
+    with pytest.raises(SystemExit) as done:
+        replay_one.run_cli(replay_one.main, [*argv, "--surrogate-only"])
+    assert done.value.code == 2 and "not allowed with" in capsys.readouterr().err
