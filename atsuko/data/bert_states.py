@@ -1,7 +1,6 @@
 """Frozen-encoder text features (`model.bert_freeze: true`): the BERT folder's token states
 (the mean of its last `model.bert_layers` layers) of each split's `text_bert` ids replace the
-`text` features, so training (and a search)
-costs what precomputed features cost.
+`text` features, so training (and a search) costs what precomputed features cost.
 
 States are computed once per (data, encoder) and cached on disk under `bert-states/` in
 `data.cache_dir` (default: the per-user `user_temp_dir('cache')`), one file named by the sha256

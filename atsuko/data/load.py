@@ -152,9 +152,9 @@ def load_for_run(config: Config, log: Callable[[str], None] | None = print) -> D
     as the text features (computed once, cached on disk; see `atsuko.data.bert_states`)."""
     bert = config.model.bert_path if config.model.text_encoder == "bert" else None
     if bert is not None:
-        from atsuko.model.bert import check_layers
+        from atsuko.model.bert import checked_config
 
-        check_layers(bert, config.model.bert_layers)
+        checked_config(bert, config.model.bert_layers)
     dataset = load_from_config(config.data, tokenizer=bert)
     if config.model.bert_freeze:
         from atsuko.data.bert_states import with_frozen_states

@@ -57,14 +57,17 @@ def bert_config(hf, path: Path):
     return config
 
 
-def check_layers(path: str | Path | None, layers: int) -> None:
-    """`model.bert_layers` against the folder's depth, checked before anything trains."""
+def checked_config(path: str | Path | None, layers: int = 1):
+    """The folder's BERT config, `model.bert_layers` checked against its depth (called before
+    anything trains, and by the encoder)."""
     path = bert_folder(path)
-    depth = bert_config(transformers(), path).num_hidden_layers
+    config = bert_config(transformers(), path)
+    depth = config.num_hidden_layers
     if not 1 <= layers <= depth:
         raise ConfigError(
             f"model.bert_layers: expected 1..{depth} (the layers of {path}), got {layers}"
         )
+    return config
 
 
 class BertTextEncoder(nn.Module):
@@ -73,7 +76,7 @@ class BertTextEncoder(nn.Module):
 
     def __init__(self, path: str | Path | None, layers: int = 1):
         super().__init__()
-        check_layers(path, layers)
+        config = checked_config(path, layers)
         path = bert_folder(path)
         hf = transformers()
         hf_logging = hf.utils.logging
@@ -85,7 +88,7 @@ class BertTextEncoder(nn.Module):
             # other code; its weights from safetensors, read as data, never unpickled
             self.bert = hf.BertModel.from_pretrained(
                 str(path),
-                config=bert_config(hf, path),
+                config=config,
                 local_files_only=True,
                 use_safetensors=True,
                 add_pooling_layer=False,

@@ -47,7 +47,7 @@ def compute_details(r: dict[str, Any]) -> list[str]:
     """Compute ratio, epochs to the top-1%/5% qualities and final regret, per replay, budget
     and method (median and IQR over seeds)."""
     out = [
-        f"5s. {' and '.join(r['replay_compute'])} replays, {r['replay_compute_seeds']} seeds; "
+        f"5s. replays {', '.join(r['replay_compute'])}, {r['replay_compute_seeds']} seeds; "
         "surrogate's held-out rank "
         f"correlation of best scores {r['surrogate_rank_corr']:.2f}, noise "
         f"{r['surrogate_noise']:.3f}; compute ratio: random search's epochs to the method's "

@@ -62,12 +62,12 @@ def searched_layers(base: Config, space: Space, dataset: Any) -> None:
     if param is None or base.model.text_encoder != "bert":
         return
     from atsuko.data.bert_states import frozen_states
-    from atsuko.model.bert import check_layers
+    from atsuko.model.bert import checked_config
 
     step = int(param.step or 1)
     values = param.choices or range(int(param.low), int(param.high) + 1, step)
     for value in values:
-        check_layers(base.model.bert_path, value)
+        checked_config(base.model.bert_path, value)
     if base.model.bert_freeze:
         for value in values:
             frozen_states(base.replace(bert_layers=value), dataset, log=_say)

@@ -280,7 +280,7 @@ def test_one_table_replays_on_the_nearest_curves_alone(tmp_path, capsys):
     text = capsys.readouterr().out
     assert (
         done.value.code == 0
-        and "5s. nearest replays" in text
+        and "5s. replays nearest," in text
         and "nearest replay, budget 1" in text
     )
     assert "held_out table" not in text
