@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from typing import Any
 
 ENV = "ATSUKO_INJECT_FAILURE"
@@ -57,8 +58,11 @@ def task_error(exc: BaseException) -> str:
     return (f"{name}: {text}" if not text.startswith(name) else text)[:500]
 
 
-def gather_each(refs: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, str]]:
-    """Wait for every task in `refs` (key -> ObjectRef): (results by key, errors by key).
+def gather_each(
+    refs: dict[Any, Any], progress: Callable[[int, int], None] | None = None
+) -> tuple[dict[Any, Any], dict[Any, str]]:
+    """Wait for every task in `refs` (key -> ObjectRef): (results by key, errors by key);
+    `progress(done, total)` is called as each task ends, in the order they end.
 
     One `ray.get(list)` would raise at the first failed task and lose the others' results; here
     each task's failure (its exception, a crashed worker, a dead node) is kept as one line."""
@@ -67,9 +71,14 @@ def gather_each(refs: dict[Any, Any]) -> tuple[dict[Any, Any], dict[Any, str]]:
 
     results: dict[Any, Any] = {}
     errors: dict[Any, str] = {}
-    for key, ref in refs.items():
+    keys = {ref: key for key, ref in refs.items()}
+    waiting = list(keys)
+    while waiting:
+        (ready,), waiting = ray.wait(waiting, num_returns=1)
         try:
-            results[key] = ray.get(ref)
+            results[keys[ready]] = ray.get(ready)
         except RayError as exc:
-            errors[key] = task_error(exc)
+            errors[keys[ready]] = task_error(exc)
+        if progress is not None:
+            progress(len(keys) - len(waiting), len(keys))
     return results, errors

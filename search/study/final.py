@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,13 +187,15 @@ def choose(
         for i, c in enumerate(candidates)
         for seed in seeds
     }
-    defaults = {s: train.remote(base.to_dict(), s, data.ref, threads, True)[0] for s in seeds}
-    results, failed = gather_each({key: refs[0] for key, refs in pending.items()})
+    every = {key: refs[0] for key, refs in pending.items()}  # (i | DEFAULT, seed) -> result
+    for seed in seeds:  # the default's runs score the test split too: it may be chosen
+        every[DEFAULT, seed] = train.remote(base.to_dict(), seed, data.ref, threads, True)[0]
+    results, failed = gather_each(every, _progress("final re-runs (best trials and the default)"))
+    done = {key: results.get(key) or {"seed": key[1], "error": failed[key]} for key in every}
     for (i, seed), refs in pending.items():
-        run = results.get((i, seed)) or {"seed": seed, "error": failed[(i, seed)]}
-        candidates[i].runs.append(run)
+        candidates[i].runs.append(done[i, seed])
         candidates[i].states.append(refs[1])
-    default = Candidate(None, base, _runs(defaults))
+    default = Candidate(None, base, [done[DEFAULT, seed] for seed in seeds])
     for run in default.runs:
         if "error" in run:
             print(
@@ -206,10 +210,15 @@ def choose(
     return FinalChoice(candidates, winner, runs, default.runs, shared, metric=metric, mode=mode)
 
 
-def _runs(refs: dict[int, Any]) -> list[dict[str, Any]]:
-    """Each seed's run, or `{'seed', 'error'}` where its task failed."""
-    results, failed = gather_each(refs)
-    return [results.get(seed) or {"seed": seed, "error": failed[seed]} for seed in refs]
+def _progress(what: str) -> Callable[[int, int], None]:
+    """A line as each of a group's runs ends, with the minutes since the group began."""
+    start = time.monotonic()
+
+    def say(done: int, total: int) -> None:
+        minutes = (time.monotonic() - start) / 60
+        print(f"  {what}: {done}/{total} done ({minutes:.1f} min)", flush=True)
+
+    return say
 
 
 def _tested(winner: Candidate, test: Any, data: SharedData, threads: int) -> list[dict]:

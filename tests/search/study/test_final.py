@@ -140,7 +140,7 @@ class _Remote:
 def _choose(monkeypatch, space, scores, fails=frozenset()):
     from atsuko.config import resolve
 
-    def gather(refs):
+    def gather(refs, progress):
         ok = {k: v for k, v in refs.items() if not isinstance(v, Exception)}
         return ok, {k: f"RuntimeError: {v}" for k, v in refs.items() if isinstance(v, Exception)}
 

@@ -10,6 +10,7 @@ workers."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -66,6 +67,9 @@ def test_failed_seed_rerun_keeps_the_others(tmp_path) -> None:
     assert len(failed) == 1 and "InjectedFailure" in failed[0]["error"]
     assert all(v["n"] == 1 for v in final["test"].values()) and final["test"]
     assert "seed 1112 failed" in log and "seed 1112 FAILED" in log  # the winner's, a trial or not
+    ended = re.findall(r"final re-runs \(best trials and the default\): (\d+)/(\d+) done", log)
+    assert [int(n) for n, _ in ended] == list(range(1, len(ended) + 1))  # a line as each ends
+    assert ended[-1][0] == ended[-1][1] and len(ended) >= 4  # 2 seeds of the default and a trial
     assert doc["default"]["failed"] == [1112]  # the default's run failed too: said and left out
     assert "Default configuration's run with seed 1112 FAILED: InjectedFailure" in log
     report = (out / layout.REPORT_MD).read_text()
