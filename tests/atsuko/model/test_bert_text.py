@@ -11,20 +11,23 @@ transformers = pytest.importorskip("transformers")
 SHAPES = {"audio": (12, 5), "text": (10, 768), "vision": (15, 7)}
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
+def save_tiny_bert(path, layers: int = 1):
     torch.manual_seed(0)
     config = transformers.BertConfig(
         vocab_size=60,
         hidden_size=16,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=32,
     )
-    path = tmp_path_factory.mktemp("tiny_bert")
     transformers.BertModel(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
 def token_ids(batch=4, length=10):
@@ -116,16 +119,7 @@ def test_bert_needs_a_local_folder_and_the_ids(tiny_bert, tiny, make_batch, tmp_
 def test_bert_layers_average_the_last_layers_states(tmp_path):
     from atsuko.model.bert import BertTextEncoder
 
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=60,
-        hidden_size=16,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
-    transformers.BertModel(config).save_pretrained(tmp_path)
+    save_tiny_bert(tmp_path, layers=3)
     ids = token_ids()
     reference = transformers.BertModel.from_pretrained(tmp_path, add_pooling_layer=False).eval()
     with torch.no_grad():
