@@ -4,7 +4,8 @@ REAL is a folder with MOSI's `mosi/label.csv` and MIntRec's `mintrec/{train,dev,
 (labels and transcripts). The real-text files are built from it (`atsuko.data.real_text`:
 MiniLM ids, generated audio and vision) and the default configuration trains on the frozen
 MiniLM token states (`model.bert_freeze: true`) over three seeds through the one training loop;
-the test metrics are printed as mean ± std per dataset. `--build-only` writes the files and
+the test metrics are printed as mean ± std per dataset, and beside them, on frozen states, a
+linear model on the mean-pooled states (`atsuko.pooled_probe`). `--build-only` writes the files and
 prints where they are (and the MiniLM folder), for `python -m atsuko.train` or a search.
 Tested in `tests/atsuko/test_bench_real.py`.
 """
@@ -21,6 +22,7 @@ from atsuko.cli import ArgumentParser, run_cli
 from atsuko.data import load_for_run
 from atsuko.data.real_text import minilm_folder, mintrec_folder, mosi_file
 from atsuko.errors import ConfigError
+from atsuko.pooled_probe import pooled_probe
 
 SEEDS = (1111, 1112, 1113)
 SHOWN = {
@@ -65,8 +67,24 @@ def mean_std(results: list[dict[str, float]], keys) -> dict[str, tuple[float, fl
     }
 
 
+def report(name: str, seeds: list[int], stats: dict, probe: dict | None, as_json: bool):
+    """The lines printed for one dataset: Atsuko's test mean ± std and, on frozen states, the
+    linear model on the mean-pooled states."""
+    if as_json:
+        return [json.dumps({"dataset": name, "seeds": seeds, "test": stats, "pooled_probe": probe})]
+    shown = "  ".join(f"{k} {m:.3f} ± {s:.3f}" for k, (m, s) in stats.items())
+    how = "fine-tuned" if probe is None else "frozen"
+    lines = [f"{name} ({how} MiniLM, {len(seeds)} seeds) test: {shown}"]
+    if probe is not None:
+        shown = "  ".join(f"{k} {probe['test'][k]:.3f}" for k in SHOWN[name])
+        lines.append(
+            f"{name} linear model on the mean-pooled states, C {probe['penalty']:g}: {shown}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    from atsuko.train import fit
+    from atsuko.train import fit, select_spec
 
     parser = ArgumentParser(prog="python -m atsuko.bench_real", description=__doc__.split("\n")[0])
     parser.add_argument("real", help="folder with mosi/label.csv and mintrec/{train,dev,test}.tsv")
@@ -102,12 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(result.test)
             print(f"{name} seed {seed}: " + json.dumps(result.test), file=sys.stderr)
         stats = mean_std(runs, SHOWN[name])
-        if args.json:
-            print(json.dumps({"dataset": name, "seeds": args.seeds, "test": stats}))
-        else:
-            shown = "  ".join(f"{k} {m:.3f} ± {s:.3f}" for k, (m, s) in stats.items())
-            how = "frozen" if config.model.bert_freeze else "fine-tuned"
-            print(f"{name} ({how} MiniLM, {len(args.seeds)} seeds) test: {shown}")
+        frozen = config.model.bert_freeze
+        probe = pooled_probe(dataset, *select_spec(config, dataset)) if frozen else None
+        print("\n".join(report(name, args.seeds, stats, probe, args.json)))
     return 0
 
 

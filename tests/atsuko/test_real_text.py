@@ -45,6 +45,47 @@ def test_frozen_minilm_on_real_mintrec(real_frozen, minilm, tmp_path):
     assert result.test["acc"] > MINTREC_MAJORITY + 0.2, result.test
 
 
+@pytest.mark.parametrize(
+    ("name", "metric", "mode"), [("mosi", "MAE", "min"), ("mintrec", "acc", "max")]
+)
+def test_the_pooled_probe_is_a_real_baseline_picked_on_validation(real_frozen, name, metric, mode):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from atsuko.pooled_probe import PENALTIES, pooled_probe, pooled_text
+
+    dataset = real_frozen[name]
+    probe = pooled_probe(dataset, metric, mode)
+    assert probe["penalty"] in PENALTIES
+    if name == "mosi":  # the constant predictor's test MAE is about 1.4
+        assert probe["test"]["MAE"] < 1.05 and probe["test"]["Non0_acc_2"] > 0.72, probe
+    else:
+        assert probe["test"]["acc"] > MINTREC_MAJORITY + 0.3, probe
+    # no other penalty does better on validation
+    x = {s: pooled_text(dataset.splits[s]) for s in ("train", "valid")}
+    y = {s: dataset.splits[s].labels.numpy() for s in x}
+    for c in PENALTIES:
+        if name == "mosi":
+            fitted = Ridge(alpha=1.0 / c).fit(x["train"], y["train"])
+            assert (
+                abs(fitted.predict(x["valid"]) - y["valid"]).mean() >= probe["valid"]["MAE"] - 1e-9
+            )
+        else:
+            fitted = LogisticRegression(C=c, max_iter=5000).fit(x["train"], y["train"])
+            assert (fitted.predict(x["valid"]) == y["valid"]).mean() <= probe["valid"]["acc"] + 1e-9
+
+
+def test_bench_real_reports_the_probe_beside_atsuko():
+    from atsuko.bench_real import report
+
+    stats = {"acc": (0.6, 0.01), "f1": (0.5, 0.02)}
+    probe = {"penalty": 0.3, "valid": {"acc": 0.61}, "test": {"acc": 0.63, "f1": 0.55}}
+    lines = report("mintrec", [1111, 1112], stats, probe, as_json=False)
+    assert lines[0] == "mintrec (frozen MiniLM, 2 seeds) test: acc 0.600 ± 0.010  f1 0.500 ± 0.020"
+    assert lines[1] == "mintrec linear model on the mean-pooled states, C 0.3: acc 0.630  f1 0.550"
+    (fine_tuned,) = report("mintrec", [1111], stats, None, as_json=False)
+    assert fine_tuned.startswith("mintrec (fine-tuned MiniLM, 1 seeds)")
+
+
 def _short(dataset, rows: int, tokens: int):
     """`rows` per split with `text_bert` cut to its first `tokens` tokens."""
     small = rd.subset(dataset, rows)
