@@ -5,8 +5,9 @@ REAL is a folder with MOSI's `mosi/label.csv` and MIntRec's `mintrec/{train,dev,
 MiniLM ids, generated audio and vision) and the default configuration trains on the frozen
 MiniLM token states (`model.bert_freeze: true`) over three seeds through the one training loop;
 the test metrics are printed as mean ± std per dataset, and beside them, on frozen states, a
-linear model on the mean-pooled states (`atsuko.pooled_probe`). `--build-only` writes the files and
-prints where they are (and the MiniLM folder), for `python -m atsuko.train` or a search.
+linear model on the mean-pooled states (`atsuko.pooled_probe`). `--build-only` writes the
+files and prints where they are (and the MiniLM folder), for `python -m atsuko.train` or a
+search.
 Tested in `tests/atsuko/test_bench_real.py`.
 """
 

@@ -94,7 +94,7 @@ def _compute(config: Config, dataset: Dataset, log) -> dict[str, dict[str, torch
 
     device = pick_device(config.train.device)
     encoder = BertTextEncoder(config.model.bert_path, config.model.bert_layers)
-    encoder = encoder.eval().to(device)
+    encoder = encoder.train(False).to(device)  # inference mode: no dropout
     if log is not None:
         rows = sum(len(s) for s in dataset.splits.values())
         log(

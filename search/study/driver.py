@@ -68,8 +68,8 @@ def searched_layers(base: Config, space: Space, dataset: Any) -> None:
     values = param.choices or range(int(param.low), int(param.high) + 1, step)
     for value in values:
         checked_config(base.model.bert_path, value)
-    if base.model.bert_freeze:
-        for value in values:
+    if base.model.bert_freeze:  # the base value's states are the dataset's own already
+        for value in set(values) - {base.model.bert_layers}:
             frozen_states(base.replace(bert_layers=value), dataset, log=_say)
 
 

@@ -222,6 +222,6 @@ def test_a_searched_bert_layers_is_checked_and_encoded_before_the_search(setup, 
     assert computed == [1]  # refused before encoding anything
     space_file.write_text("params:\n  bert_layers: {type: categorical, choices: [1, 2]}\n")
     searched_layers(config, load_space(space_file, config), dataset)
-    assert computed == [1, 1]  # the second value encoded once, the first read from the cache
+    assert computed == [1, 1]  # the second value encoded once; the first is the dataset's own
     trial = config.replace(**{"model.bert_layers": 2})
     assert load_for_run(trial, log=None).dims["text"] == WIDTH and computed == [1, 1]
