@@ -226,6 +226,14 @@ def _search_flags(p: ArgumentParser) -> None:
         "mean validation score; only it is scored on test (default 3); the default "
         "configuration is trained on the same seeds to compare against",
     )
+    search.add_argument(
+        "--final-margin",
+        type=number(float, lambda v: v >= 0, "a number >= 0"),
+        metavar="SE",
+        help="the best re-trained trial replaces the default configuration only where its "
+        "validation gain over it, paired seed by seed, exceeds SE standard errors of that "
+        "gain (default 1; 0: any better mean wins)",
+    )
 
 
 def _cluster_flags(p: ArgumentParser) -> None:

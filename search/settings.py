@@ -92,6 +92,7 @@ class Settings:
     warm_start: list[str] = field(default_factory=list)  # earlier searches' --out locations
     warm_start_k: int = 5  # configurations taken from them
     final_top_k: int = 3
+    final_margin: float = 1.0  # standard errors a trial's paired gain must beat the default by
     scale: float | None = None
     smoke_test: bool = False
     out: str = ""

@@ -31,6 +31,7 @@ SEARCH_ONLY = (
     "seed",
     "final_seeds",
     "final_top_k",
+    "final_margin",
     "diagnostics",
     "diagnostics_epochs",
     "warm_start",
@@ -93,11 +94,12 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_start_k is not None and not args.warm_start:
         raise ConfigError("--warm-start-k sets how many configurations --warm-start takes: add it")
     _check_scheduler_flags(args)
-    if args.final_seeds == 0 and args.final_top_k is not None:
-        raise ConfigError(
-            "--final-top-k picks among the final re-runs, but --final-seeds 0 skips them; "
-            "drop one of them"
-        )
+    for flag in ("final_top_k", "final_margin"):
+        if args.final_seeds == 0 and getattr(args, flag) is not None:
+            raise ConfigError(
+                f"--{flag.replace('_', '-')} acts on the final re-runs, but --final-seeds 0 "
+                "skips them; drop one of them"
+            )
     if args.sensitivity:
         given = _given(args, SEARCH_ONLY)
         if given:

@@ -11,18 +11,16 @@ from typing import Any
 
 from search import layout
 from search.analysis.page import Figures, Section, pm
+from search.study import final
 
 
 def best_section(out: Path, summary: dict | None) -> Section:
     s = Section("Best configuration")
     best = (summary or {}).get("best_trial")
-    if ((summary or {}).get("choice") or {}).get("default_chosen"):
-        s.note(
-            "The search found nothing better than the default configuration: it had the best "
-            f"mean validation score over seeds {summary['choice']['seeds']}, so "
-            "best_config.yaml is the default configuration. The search's best trial, for "
-            "reference:"
-        )
+    choice = (summary or {}).get("choice") or {}
+    kept = final.default_kept(choice, summary["select"]["metric"]) if choice else None
+    if kept:
+        s.note(f"{kept} The search's best trial, for reference:")
     if best:
         s.text(
             f"Trial {best['trial_id']}: validation {summary['select']['metric']} "

@@ -23,6 +23,7 @@ from search.runtime.records import (
     logged_results,
     newest_result,
 )
+from search.runtime.whole_files import tune_storage
 
 
 def _say(text: str) -> None:
@@ -81,7 +82,7 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=storage_path,  # a folder or a URI: Tune writes there
+            **tune_storage(storage_path),  # a folder or a URI: Tune writes there
             stop=stop,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -96,9 +97,14 @@ def build_tuner(
 
 
 def _limited(search_alg: Any) -> bool:
+    """Whether `search_alg` or a searcher it wraps limits concurrency itself."""
     from ray.tune.search import ConcurrencyLimiter
 
-    return isinstance(search_alg, ConcurrencyLimiter)
+    while search_alg is not None:
+        if isinstance(search_alg, ConcurrencyLimiter):
+            return True
+        search_alg = getattr(search_alg, "searcher", None)
+    return False
 
 
 def restore(path: str, trainable: type) -> Any:
@@ -122,8 +128,13 @@ def restore(path: str, trainable: type) -> Any:
     requeued = errored.requeue_lost(path)
     if requeued:
         _say(errored.describe(requeued))
+    where = tune_storage(path)
     return tune.Tuner.restore(
-        path, trainable=trainable, resume_unfinished=True, resume_errored=False
+        where["storage_path"],
+        trainable=trainable,
+        resume_unfinished=True,
+        resume_errored=False,
+        storage_filesystem=where.get("storage_filesystem"),
     )
 
 

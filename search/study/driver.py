@@ -277,6 +277,7 @@ def search_tuner(
     """The search's Tuner: `search_algorithms` on the shared path; `stop`: a Tune stopper (the
     epoch and time budgets of `search.study.budget`, which count once across --resume and
     which the driver reads after the run)."""
+    from search.study.restored_search import SnapshotSearch
     from search.study.searcher import RerunLimiter
 
     searcher, scheduler = search_algorithms(
@@ -291,7 +292,7 @@ def search_tuner(
             {"score": f"valid {metric_name}", METRIC: "best"}, shown_parameters(space)
         ),
         metric_mode=metric_mode,
-        search_alg=RerunLimiter(searcher, max_concurrent=concurrency),
+        search_alg=SnapshotSearch(RerunLimiter(searcher, max_concurrent=concurrency)),
         scheduler=scheduler,
         num_samples=settings.num_samples,
         callbacks=callbacks,
@@ -458,6 +459,7 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         mode=job.mode,
         cpus=settings.cpus_per_trial,
         gpus=settings.gpus_per_trial,
+        margin=settings.final_margin,
     )
     trial = choice.best_trial
     best = trial.record if trial else None  # the best trial (shown even where the default won)

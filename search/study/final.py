@@ -5,9 +5,12 @@ best COMPLETE trials are re-trained with every final seed, validation only, and 
 the one with the best mean validation score. The test split is then scored once per seed for
 the winner alone, from the best-epoch weights its re-runs kept: no other candidate's test score
 is ever computed. The default configuration (the search's base, the anchor of a sensitivity
-sweep) is trained on the same seeds, validation and test, and competes: where its mean
-validation score is the best, it is the winner (`best_config.yaml` is the default
-configuration, and the summary says that the search found nothing better).
+sweep) is trained on the same seeds, validation and test, and competes: the best trial wins
+only where its gain over the default, seed by seed, exceeds `--final-margin` standard errors
+of that paired gain (1 by default; 0: any better mean). Otherwise the default is the winner
+(`best_config.yaml` is the default configuration, and the summary says that the search found
+nothing better): on a small validation split the seed moves the score as much as the
+parameters do, and a winner inside that noise did not hold up on test.
 
 Every comparison is made on the same seeds: the choice on the seeds where every candidate that
 finished any run and the default finished (`choice.seeds` in `summary.json`), winner against
@@ -123,6 +126,7 @@ class FinalChoice:
     seeds: list[int] = field(default_factory=list)  # the seeds every compared side finished
     metric: str = ""
     mode: str = "min"
+    gain: dict[str, Any] | None = None  # `paired_gain` of the best trial over the default
 
     @property
     def default_chosen(self) -> bool:
@@ -173,9 +177,12 @@ def choose(
     mode: str,
     cpus: float,
     gpus: float,
+    margin: float = 1.0,
 ) -> FinalChoice:
-    """Re-train the candidates and the default on `seeds`; test the winner's runs only. A
-    task that fails is a run `{'seed', 'error'}`; the others are kept."""
+    """Re-train the candidates and the default on `seeds`; the best candidate wins where its
+    paired gain over the default exceeds `margin` standard errors (`paired_gain`), else the
+    default does; test the winner's runs only. A task that fails is a run `{'seed', 'error'}`;
+    the others are kept."""
     candidates = [Candidate(r, space.apply(base, r.params)) for r in top]
     if not seeds or not candidates:
         first = candidates[0] if candidates else None
@@ -204,10 +211,35 @@ def choose(
                 flush=True,
             )
     shared = shared_seeds([*candidates, default], metric)
-    winner = pick([*candidates, default], metric, mode, shared) if shared else None
-    winner = winner or pick(candidates, metric, mode) or candidates[0]  # no seed in common
+    # without a seed in common, each candidate is scored over its own seeds and the best wins
+    best = pick(candidates, metric, mode, shared or None) or candidates[0]
+    gain = paired_gain(best, default, metric, mode, shared, margin) if shared else None
+    winner = default if gain is not None and not gain["beats_default"] else best
     runs = default.runs if winner is default else _tested(winner, test, data, threads)
-    return FinalChoice(candidates, winner, runs, default.runs, shared, metric=metric, mode=mode)
+    return FinalChoice(
+        candidates, winner, runs, default.runs, shared, metric=metric, mode=mode, gain=gain
+    )
+
+
+def paired_gain(
+    best: Candidate, default: Candidate, metric: str, mode: str, seeds: list[int], margin: float
+) -> dict[str, Any]:
+    """How much `best` beats the default on validation, seed by seed on `seeds`: the mean
+    paired gain (positive: better), its standard error (0 with one seed), and whether the gain
+    exceeds `margin` standard errors (`beats_default`). Seeds move validation scores as much as
+    many parameters do: a best mean inside that noise is not evidence against the default."""
+    sign = 1.0 if mode == "min" else -1.0
+    ours, theirs = best.scores(metric), default.scores(metric)
+    gains = [sign * (theirs[seed] - ours[seed]) for seed in seeds]
+    mean = statistics.fmean(gains)
+    error = statistics.stdev(gains) / math.sqrt(len(gains)) if len(gains) > 1 else 0.0
+    return {
+        "trial_id": best.name,
+        "gain": mean,
+        "standard_error": error,
+        "margin": margin,
+        "beats_default": mean > 0 and mean > margin * error,
+    }
 
 
 def _progress(what: str) -> Callable[[int, int], None]:
@@ -303,6 +335,7 @@ def choice_doc(choice: FinalChoice, metric: str, mode: str) -> dict[str, Any]:
             "seeds": choice.seeds,
             "winner": choice.winner.name if choice.winner else None,
             "default_chosen": choice.default_chosen,
+            "gain": choice.gain,
         },
         "candidates": candidates,
         "default": default,
@@ -321,6 +354,26 @@ def choice_doc(choice: FinalChoice, metric: str, mode: str) -> dict[str, Any]:
             },
         }
     return doc
+
+
+def default_kept(choice: dict[str, Any], metric: str) -> str | None:
+    """Why the default configuration is the result (`summary.json`'s `choice`), for the
+    console and the report; None where a trial won."""
+    if not choice.get("default_chosen"):
+        return None
+    seeds, gain = choice.get("seeds"), choice.get("gain")
+    if gain and gain["gain"] > 0:
+        return (
+            f"The search found nothing better than the default configuration: the best trial, "
+            f"{gain['trial_id']}, beat it on mean valid {metric} over seeds {seeds} by "
+            f"{gain['gain']:.4f}, within {gain['margin']:g} standard error(s) of that paired "
+            f"gain ({gain['standard_error']:.4f}): seed noise, not evidence, so best_config.yaml "
+            "is the default configuration."
+        )
+    return (
+        f"The search found nothing better than the default configuration: it has the best mean "
+        f"valid {metric} over seeds {seeds}, so best_config.yaml is the default configuration."
+    )
 
 
 def describe(doc: dict[str, Any], metric: str) -> list[str]:
@@ -343,12 +396,9 @@ def describe(doc: dict[str, Any], metric: str) -> list[str]:
             lines.append(
                 f"Default configuration's run with seed {run.get('seed')} FAILED: {run['error']}"
             )
-    if (doc.get("choice") or {}).get("default_chosen"):
-        lines.append(
-            f"The search found nothing better than the default configuration: it has the best "
-            f"mean valid {metric} over seeds {seeds}, so best_config.yaml is the default "
-            "configuration."
-        )
+    kept = default_kept(doc.get("choice") or {}, metric)
+    if kept:
+        lines.append(kept)
         return lines
     vs = doc.get("versus_default")
     if vs:

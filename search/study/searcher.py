@@ -113,6 +113,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             if not error and result:
                 self._tell_rerun(trial_id, result)
             return
+        if trial_id not in self._ot_trials:  # a restored searcher older than the trial list
+            return
         if trial_id in self._completed_trials:
             # told already: Tune completes a trial twice only when `--resume` ran it again after
             # it failed, a rerun told above once (or not at all by a searcher pickled before
@@ -131,6 +133,20 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def forget_unsaved(self, saved: set[str]) -> list[str]:
+        """Tell failed the unfinished trials this searcher made that the restored trial list
+        (`saved` ids) lacks (`search.study.restored_search`); returns their ids."""
+        lost = sorted(
+            t for t in self._ot_trials if t not in saved and t not in self._completed_trials
+        )
+        for trial_id in lost:
+            try:
+                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
+            except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
+                log.warning("could not record lost trial %s as failed: %s", trial_id, exc)
+            self._completed_trials.add(trial_id)
+        return lost
 
     def _tell_rerun(self, trial_id: str, result: dict[str, Any]) -> None:
         """A trial told FAIL that `--resume` ran again (`search.runtime.errored`) and that has

@@ -33,7 +33,7 @@ def test_help_explains_every_flag(capsys):
         "--dataset --synthetic --data --num-samples --max-epochs --concurrency --cpus-per-trial "
         "--gpus-per-trial --address --out --resume --space --sampler --scheduler --seed "
         "--time-budget --smoke-test --final-seeds --max-failures --dashboard-host --set --config "
-        "--final-top-k --reduction-factor --brackets --epoch-budget --onset-epoch"
+        "--final-top-k --final-margin --reduction-factor --brackets --epoch-budget --onset-epoch"
     )
     for flag in flags.split():
         assert flag in text, flag
@@ -57,6 +57,11 @@ BAD_FLAGS = {
     "resume with search flags": (["--resume", "x", "--num-samples", "3"], "--num-samples"),
     "resume of nothing": (["--resume", "no/such/search"], "search.json"),
     "no top trial": (OK + ["--final-top-k", "0"], "--final-top-k"),
+    "negative margin": (OK + ["--final-margin", "-1"], "--final-margin"),
+    "margin without re-runs": (
+        OK + ["--final-seeds", "0", "--final-margin", "2"],
+        "--final-margin",
+    ),
     "reduction factor 1": (OK + ["--reduction-factor", "1"], "--reduction-factor"),
     "zero brackets": (OK + ["--brackets", "0"], "--brackets"),
     "unknown --set key": (OK + ["--set", "tau_bands=1"], "tau_bands"),
@@ -127,10 +132,11 @@ def test_a_config_files_device_and_threads_replaced_by_the_trials_are_named(caps
 
 def test_top_k_and_asha_flags_reach_the_settings():
     argv = OK + ["--final-top-k", "5", "--reduction-factor", "3", "--brackets", "2"]
-    s = settings_mod.from_args(cli.parser().parse_args(argv))
-    assert (s.final_top_k, s.reduction_factor, s.brackets) == (5, 3, 2)
+    s = settings_mod.from_args(cli.parser().parse_args([*argv, "--final-margin", "0"]))
+    assert (s.final_top_k, s.reduction_factor, s.brackets, s.final_margin) == (5, 3, 2, 0.0)
     plain = settings_mod.from_args(cli.parser().parse_args(OK))
     assert (plain.final_top_k, plain.reduction_factor, plain.brackets) == (3, 4, 1)
+    assert plain.final_margin == 1.0
 
 
 def test_resume_reads_the_saved_settings(tmp_path):

@@ -137,7 +137,7 @@ class _Remote:
         return [{**run, "test": {"MAE": 9.0}} if test else run, "weights"]
 
 
-def _choose(monkeypatch, space, scores, fails=frozenset()):
+def _choose(monkeypatch, space, scores, fails=frozenset(), margin=1.0):
     from atsuko.config import resolve
 
     def gather(refs, progress):
@@ -154,7 +154,16 @@ def _choose(monkeypatch, space, scores, fails=frozenset()):
     top = [_record("a", 0.1, lr=0.005), _record("b", 0.2, lr=0.002)]
     data = type("Data", (), {"ref": None})()
     return final.choose(
-        top, space, base, data, [1111, 1112], metric="MAE", mode="min", cpus=1, gpus=0
+        top,
+        space,
+        base,
+        data,
+        [1111, 1112],
+        metric="MAE",
+        mode="min",
+        cpus=1,
+        gpus=0,
+        margin=margin,
     )
 
 
@@ -172,7 +181,13 @@ def test_the_default_wins_where_its_mean_over_the_same_seeds_is_best(monkeypatch
     assert choice.best_trial.record.trial_id == "a"  # shown for reference (0.5 vs b's 0.5: first)
     assert [r["test"]["MAE"] for r in choice.runs] == [9.0, 9.0]  # the default's own test runs
     doc = choice_doc(choice, "MAE", "min")
-    assert doc["choice"] == {"seeds": [1111, 1112], "winner": "default", "default_chosen": True}
+    gain = {"trial_id": "a", "gain": pytest.approx(-0.05), "standard_error": 0.0}
+    assert doc["choice"] == {
+        "seeds": [1111, 1112],
+        "winner": "default",
+        "default_chosen": True,
+        "gain": {**gain, "margin": 1.0, "beats_default": False},
+    }
     assert [c["chosen"] for c in doc["candidates"]] == [False, False, True]
     assert doc["versus_default"] is None
     text = "\n".join(describe(doc, "MAE"))
@@ -194,3 +209,29 @@ def test_the_choice_compares_every_side_on_the_seeds_all_finished(monkeypatch, s
     scores[(0.001, 1111)] = 0.55  # now trial a is best on 1111
     choice = _choose(monkeypatch, space, scores, fails={(0.002, 1112)})
     assert choice.winner.record.trial_id == "a" and not choice.default_chosen
+
+
+def test_a_better_mean_within_the_seed_noise_keeps_the_default(monkeypatch, space):
+    """Trial a beats the default by .10 on one seed and loses by .01 on the other: a mean gain
+    of .045 with a standard error of .055. Under one standard error it is noise: the default
+    stays; with `--final-margin 0` any better mean wins, as a plain best-mean choice would."""
+    scores = {
+        (0.005, 1111): 0.35,
+        (0.005, 1112): 0.46,
+        (0.002, 1111): 0.6,
+        (0.002, 1112): 0.6,
+        (0.001, 1111): 0.45,
+        (0.001, 1112): 0.45,
+    }
+    kept = _choose(monkeypatch, space, scores)
+    assert kept.default_chosen and kept.gain["trial_id"] == "a"
+    assert kept.gain["gain"] == pytest.approx(0.045)
+    assert kept.gain["standard_error"] == pytest.approx(0.055)
+    text = "\n".join(describe(choice_doc(kept, "MAE", "min"), "MAE"))
+    assert "the best trial, a, beat it on mean valid MAE over seeds [1111, 1112] by 0.0450" in text
+    assert "within 1 standard error(s) of that paired gain (0.0550)" in text
+    assert "best_config.yaml is the default configuration" in text
+    anyway = _choose(monkeypatch, space, scores, margin=0.0)
+    assert anyway.winner.record.trial_id == "a" and anyway.gain["beats_default"]
+    scores[(0.005, 1112)] = 0.44  # better on both seeds: gain .055, standard error .045
+    assert _choose(monkeypatch, space, scores).winner.record.trial_id == "a"
