@@ -42,6 +42,7 @@ def test_asha_takes_grace_reduction_and_brackets(monkeypatch, space):
 
 def test_rung_onset_and_tpe_rungs_reach_the_tuner(monkeypatch, space):
     from search.study.onset import OnsetStop
+    from search.study.restored_search import SnapshotSearch
     from search.study.rung_tpe import RungTPESampler
     from search.study.searcher import RerunLimiter
 
@@ -50,7 +51,8 @@ def test_rung_onset_and_tpe_rungs_reach_the_tuner(monkeypatch, space):
                        sampler="tpe_rungs")  # fmt: skip
     onset = args["scheduler"]
     assert isinstance(onset, OnsetStop) and (onset._epoch, onset._baseline) == (3, 1.2)
-    limiter = args["search_alg"]  # the searcher in the search's concurrency limiter
+    assert isinstance(args["search_alg"], SnapshotSearch)  # reconciled on --resume
+    limiter = args["search_alg"].searcher  # the searcher in the search's concurrency limiter
     assert isinstance(limiter, RerunLimiter) and limiter.max_concurrent == args["concurrency"]
     assert isinstance(limiter.searcher._sampler, RungTPESampler)
 
