@@ -43,11 +43,19 @@ def _choice(s: Section, summary: dict) -> None:
     metric = summary["select"]["metric"]
     cands = summary.get("candidates") or []
     seeds = (summary.get("choice") or {}).get("seeds")
+    gain = (summary.get("choice") or {}).get("gain")
     if len(cands) > 1:
         over = f"over the seeds all of them finished, {seeds}" if seeds else "over its own seeds"
+        rule = (
+            f"; it replaces the default only where its gain, paired seed by seed, exceeds "
+            f"{gain['margin']:g} standard error(s) of that gain (here {gain['gain']:.4f}, "
+            f"standard error {gain['standard_error']:.4f})"
+            if gain
+            else ""
+        )
         s.text(
-            f"The winner is the best of the best trials and the default configuration by mean "
-            f"validation {metric} {over} (only the winner was scored on test):"
+            f"The best trial is the one with the best mean validation {metric} {over}{rule} "
+            "(only the winner was scored on test):"
         )
         s.table(
             ["candidate", f"search's valid {metric}", f"mean valid {metric} over seeds", "chosen"],

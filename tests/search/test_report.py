@@ -229,6 +229,7 @@ def test_the_report_compares_on_the_shared_seeds_and_notes_a_failed_default_run(
     assert "found nothing better than the default configuration" in text
     assert "| default | - |" in text
     doc["choice"]["gain"] = {"trial_id": "a", "gain": 0.02, "standard_error": 0.03, "margin": 1}
-    text = "\n".join(best_section(tmp_path, doc).md)
+    text = "\n".join(best_section(tmp_path, doc).md + results_section(doc, None).md)
+    assert "paired seed by seed, exceeds 1 standard error(s) of that gain (here 0.0200" in text
     assert "the best trial, a, beat it on mean valid MAE over seeds [1111, 1112] by 0.0200" in text
     assert "within 1 standard error(s) of that paired gain (0.0300)" in text
