@@ -19,6 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from search.runtime.storage import is_uri
+
 
 class _MovedWhenClosed(io.RawIOBase):
     """A binary file written under a temporary name and moved to `path` when closed."""
@@ -115,7 +117,7 @@ class WholeFiles(pafs.FileSystemHandler):
 def tune_storage(storage_path: str) -> dict[str, Any]:
     """Tune's storage arguments for `storage_path` (a folder or a URI): a folder (or file://)
     through `WholeFiles`, an object store as Tune opens it."""
-    fs, path = pafs.FileSystem.from_uri(storage_path) if "://" in storage_path else (None, None)
+    fs, path = pafs.FileSystem.from_uri(storage_path) if is_uri(storage_path) else (None, None)
     if fs is not None and not isinstance(fs, pafs.LocalFileSystem):
         return {"storage_path": storage_path}
     local = path if path is not None else os.path.abspath(os.path.expanduser(storage_path))

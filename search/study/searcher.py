@@ -120,19 +120,22 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             # it failed, a rerun told above once (or not at all by a searcher pickled before
             # reruns were kept); the parent would only warn of an "additional completion"
             return
-        if error and trial_id in self._ot_trials:
+        if error:
             self._reruns()[trial_id] = {}
         if result and result.get(STOPPED_EARLY) and not error:
-            if trial_id not in self._ot_trials:
-                return
             self._report(trial_id, result)  # the result ASHA stopped on never reached us
-            try:
-                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
-            except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
-                log.warning("could not record trial %s as pruned: %s", trial_id, exc)
-            self._completed_trials.add(trial_id)
+            self._tell_ended(trial_id, TrialState.PRUNED)
             return
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _tell_ended(self, trial_id: str, state: TrialState) -> None:
+        """Tell Optuna that the trial ended in `state` (no value); as the parent, a failure to
+        record it is a warning, never the search's end."""
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], state=state)
+        except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
+            log.warning("could not record trial %s as %s: %s", trial_id, state.name, exc)
+        self._completed_trials.add(trial_id)
 
     def forget_unsaved(self, saved: set[str]) -> list[str]:
         """Tell failed the unfinished trials this searcher made that the restored trial list
@@ -141,11 +144,7 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             t for t in self._ot_trials if t not in saved and t not in self._completed_trials
         )
         for trial_id in lost:
-            try:
-                self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL)
-            except Exception as exc:  # noqa: BLE001 - as the parent: never stop the search
-                log.warning("could not record lost trial %s as failed: %s", trial_id, exc)
-            self._completed_trials.add(trial_id)
+            self._tell_ended(trial_id, TrialState.FAIL)
         return lost
 
     def _tell_rerun(self, trial_id: str, result: dict[str, Any]) -> None:
