@@ -49,6 +49,10 @@ class DataConfig:
     aligned: bool = True  # synthetic: aligned (one T) or unaligned (per-modality T)
     # where generated files are kept: synthetic data, frozen text states (default: temp)
     cache_dir: str | None = None
+    # cross-validation (atsuko.data.folds): train and valid pooled and cut into `folds` folds
+    # (0: the dataset's own splits); fold `fold` validates, the rest train; test untouched
+    folds: int = 0
+    fold: int = 0
 
 
 @dataclass(frozen=True)
@@ -313,6 +317,8 @@ SEED = (lambda v: 0 <= v < SEED_LIMIT, f"a seed 0..{SEED_LIMIT - 1}")
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "data.scale": POSITIVE,
     "data.synth_seed": SEED,
+    "data.folds": NON_NEGATIVE,
+    "data.fold": NON_NEGATIVE,
     **dict.fromkeys(
         (
             "model.hidden",
@@ -364,7 +370,19 @@ def validate(config: Config) -> Config:
             f"model.band_top_k: expected 0..num_bands ({m.num_bands}), got {m.band_top_k}"
         )
     _check_text_encoder(m)
+    _check_folds(config.data)
     return config
+
+
+def _check_folds(d: DataConfig) -> None:
+    if d.folds == 1:
+        raise ConfigError("data.folds: expected 0 (the dataset's own splits) or at least 2, got 1")
+    if d.fold and not d.folds:
+        raise ConfigError(f"data.fold {d.fold} needs data.folds (the number of folds, >= 2)")
+    if d.fold >= max(d.folds, 1):
+        raise ConfigError(
+            f"data.fold: expected 0..{d.folds - 1} (data.folds {d.folds}), got {d.fold}"
+        )
 
 
 def _check_text_encoder(m: ModelConfig) -> None:

@@ -28,6 +28,7 @@ from atsuko.checkpoint import numpy_rng_state, set_numpy_rng_state
 from atsuko.config import Config
 from atsuko.data import Batch, Dataset, batches, load_for_run
 from atsuko.data.bert_states import with_frozen_states
+from atsuko.data.folds import with_fold
 from atsuko.metrics import score
 from atsuko.model import Atsuko
 from atsuko.model.band_router import mean_band_weights
@@ -111,6 +112,7 @@ class Trainer:
         self.amp_dtype = dev.autocast_dtype(config.train.precision, self.device)
         if config.model.bert_freeze:  # a no-op on a dataset already encoded (a search's)
             dataset = self.dataset = with_frozen_states(config, dataset)
+        dataset = self.dataset = with_fold(config.data, dataset)  # a no-op without data.folds
         seed_everything(config.train.seed)
         self.model = Atsuko(
             config=config.model,
@@ -370,10 +372,13 @@ def fit(
 
 
 def result_json(result: FitResult) -> dict[str, Any]:
-    """What `--json` prints: dataset, seed, best epoch, validation and test metrics."""
+    """What `--json` prints: dataset, seed, the validation fold (None: the dataset's own
+    split), best epoch, validation and test metrics."""
+    data = result.config.data
     return {
-        "dataset": result.config.data.dataset,
+        "dataset": data.dataset,
         "seed": result.config.train.seed,
+        "fold": {"fold": data.fold, "of": data.folds} if data.folds else None,
         "best_epoch": result.best_epoch,
         "valid": result.valid,
         "test": result.test,
@@ -415,10 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     flags = {k: f"--{'data' if k == 'path' else k}" for k, v in given.items() if v is not None}
     cfg.check_pins(config, pinned, flags)
     log = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    dataset = load_for_run(config, log=log)
+    dataset = with_fold(config.data, load_for_run(config, log=log))
+    cut = f" (train and valid: fold {config.data.fold} of {config.data.folds})"
     log(
         f"{dataset.spec.title} from {dataset.source}: "
         + ", ".join(f"{k} {len(s)}" for k, s in dataset.splits.items())
+        + (cut if dataset.fold else "")
     )
     try:
         result = fit(config, dataset, out=args.out, log=log)

@@ -234,6 +234,13 @@ def _search_flags(p: ArgumentParser) -> None:
         "validation gain over it, paired seed by seed, exceeds SE standard errors of that "
         "gain (default 1; 0: any better mean wins)",
     )
+    search.add_argument(
+        "--final-cv",
+        action="store_true",
+        help="the final re-runs validate on cross-validation folds: train and valid pooled "
+        "and cut into one fold per final seed (whole videos), seed k validating on fold k; "
+        "the candidates and the default are compared fold by fold (the test split as before)",
+    )
 
 
 def _cluster_flags(p: ArgumentParser) -> None:

@@ -93,6 +93,7 @@ class Settings:
     warm_start_k: int = 5  # configurations taken from them
     final_top_k: int = 3
     final_margin: float = 1.0  # standard errors a trial's paired gain must beat the default by
+    final_cv: bool = False  # each final seed validates on its own fold of train and valid
     scale: float | None = None
     smoke_test: bool = False
     out: str = ""
@@ -156,6 +157,11 @@ def _for_resume(ns: Any, given: dict[str, Any]) -> Settings:
 def check(s: Settings) -> None:
     """Cross-flag checks that argparse cannot express (those that need the resolved
     configuration are in `base_config`)."""
+    if s.final_cv and s.final_seeds < 2:
+        raise ConfigError(
+            f"--final-cv cuts train and valid into one fold per final seed: it needs "
+            f"--final-seeds 2 or more, got {s.final_seeds}"
+        )
     if s.concurrency is not None and s.concurrency > s.num_samples:
         raise ConfigError(
             f"--concurrency {s.concurrency}: at most --num-samples ({s.num_samples}) trials can "
@@ -183,6 +189,11 @@ def base_config(s: Settings) -> tuple[Config, dict[str, Any]]:
     _name_replaced_resources(s.config, overrides)
     cfg.check_pins(config, pinned, _flags_of_keys(s))
     _check_grace(s, config.train.epochs)
+    if s.final_cv and config.data.folds:
+        raise ConfigError(
+            f"--final-cv cuts train and valid into folds itself, but the configuration sets "
+            f"data.folds {config.data.folds}; drop one of them"
+        )
     return config, pinned
 
 

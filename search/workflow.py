@@ -32,6 +32,7 @@ SEARCH_ONLY = (
     "final_seeds",
     "final_top_k",
     "final_margin",
+    "final_cv",
     "diagnostics",
     "diagnostics_epochs",
     "warm_start",
@@ -94,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_start_k is not None and not args.warm_start:
         raise ConfigError("--warm-start-k sets how many configurations --warm-start takes: add it")
     _check_scheduler_flags(args)
-    for flag in ("final_top_k", "final_margin"):
-        if args.final_seeds == 0 and getattr(args, flag) is not None:
+    for flag in _given(args, ("final_top_k", "final_margin", "final_cv")):
+        if args.final_seeds == 0:
             raise ConfigError(
-                f"--{flag.replace('_', '-')} acts on the final re-runs, but --final-seeds 0 "
-                "skips them; drop one of them"
+                f"{flag} acts on the final re-runs, but --final-seeds 0 skips them; drop one "
+                "of them"
             )
     if args.sensitivity:
         given = _given(args, SEARCH_ONLY)

@@ -74,6 +74,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)  # warnings and remarks made while loading
     # the frozen encoder (folder, layers) whose states replaced 'text' (atsuko.data.bert_states)
     text_states: str | None = None
+    # (fold, folds) when train and valid are cross-validation folds (atsuko.data.folds)
+    fold: tuple[int, int] | None = None
 
     @property
     def dims(self) -> dict[str, int]:

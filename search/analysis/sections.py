@@ -109,9 +109,16 @@ def results_section(summary: dict | None, trials: Any) -> Section:
             [m, pm((final.get("valid") or {}).get(m)), pm((final.get("test") or {}).get(m))]
             for m in metrics
         ]
+        folds = ((summary or {}).get("choice") or {}).get("folds")
+        cv = (
+            f", seed k trained on the other folds and validated on fold k of {folds} "
+            "cross-validation folds of the train and valid splits"
+            if folds
+            else ""
+        )
         s.text(
-            f"The best configuration re-trained with seeds {final.get('seeds')}: mean ± standard "
-            "deviation over seeds; the test split scored once per seed."
+            f"The best configuration re-trained with seeds {final.get('seeds')}{cv}: mean ± "
+            "standard deviation over seeds; the test split scored once per seed."
         )
         s.table(["metric", "validation", "test"], rows)
         _choice(s, summary)

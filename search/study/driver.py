@@ -460,6 +460,7 @@ def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) 
         cpus=settings.cpus_per_trial,
         gpus=settings.gpus_per_trial,
         margin=settings.final_margin,
+        cv=settings.final_cv,
     )
     trial = choice.best_trial
     best = trial.record if trial else None  # the best trial (shown even where the default won)

@@ -60,14 +60,25 @@ def _in_worker(threads: int) -> None:
     quiet_zero_copy_warning()
 
 
-def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: bool) -> tuple:
+def seeded(config: Config, seeds: list[int], cv: bool) -> dict[int, dict[str, Any]]:
+    """Each seed's run configuration: its seed and, with `cv`, its own fold (the k-th seed
+    validates on fold k of len(seeds)), as a dict for the Ray task."""
+    folds = {"folds": len(seeds)} if cv else {}
+    return {
+        seed: config.replace(seed=seed, **folds, **({"fold": k} if cv else {})).to_dict()
+        for k, seed in enumerate(seeds)
+    }
+
+
+def _train(config: dict[str, Any], dataset: Any, threads: int, test: bool) -> tuple:
     """One seed run (a Ray task): its result and, without test, the best epoch's weights."""
     from atsuko.train import NonFiniteLoss, fit, result_json
     from search.runtime.faults import maybe_fail
 
     _in_worker(threads)
+    run_config = cfg.from_dict(config)
+    seed = run_config.train.seed
     maybe_fail("final_run", seed)  # the test hook: a candidate's or the default's run
-    run_config = cfg.from_dict(config).replace(seed=seed)
     try:
         result = fit(run_config, dataset, score_test=test, log=None)
     except NonFiniteLoss as exc:
@@ -76,12 +87,12 @@ def _train(config: dict[str, Any], seed: int, dataset: Any, threads: int, test: 
     return result_json(result), state
 
 
-def _test(config: dict[str, Any], seed: int, state: Any, dataset: Any, threads: int) -> dict:
+def _test(config: dict[str, Any], state: Any, dataset: Any, threads: int) -> dict:
     """The test split scored once with a run's best-epoch weights (a Ray task)."""
     from atsuko.train import Trainer
 
     _in_worker(threads)
-    trainer = Trainer(cfg.from_dict(config).replace(seed=seed), dataset)
+    trainer = Trainer(cfg.from_dict(config), dataset)
     trainer.model.load_state_dict(state)
     return trainer.evaluate("test").metrics
 
@@ -127,6 +138,7 @@ class FinalChoice:
     metric: str = ""
     mode: str = "min"
     gain: dict[str, Any] | None = None  # `paired_gain` of the best trial over the default
+    folds: int = 0  # with --final-cv: the seeds' folds of train and valid (seed k on fold k)
 
     @property
     def default_chosen(self) -> bool:
@@ -178,6 +190,7 @@ def choose(
     cpus: float,
     gpus: float,
     margin: float = 1.0,
+    cv: bool = False,
 ) -> FinalChoice:
     """Re-train the candidates and the default on `seeds`; the best candidate wins where its
     paired gain over the default exceeds `margin` standard errors (`paired_gain`), else the
@@ -189,14 +202,15 @@ def choose(
         return FinalChoice(candidates, first, [], [], metric=metric, mode=mode)
     train, test = _remote(cpus, gpus)
     threads = max(1, int(cpus))
+    runs = [seeded(c.config, seeds, cv) for c in candidates]
     pending = {  # every training at once: as many run together as resources allow
-        (i, seed): train.remote(c.config.to_dict(), seed, data.ref, threads, False)
-        for i, c in enumerate(candidates)
+        (i, seed): train.remote(runs[i][seed], data.ref, threads, False)
+        for i in range(len(candidates))
         for seed in seeds
     }
     every = {key: refs[0] for key, refs in pending.items()}  # (i | DEFAULT, seed) -> result
-    for seed in seeds:  # the default's runs score the test split too: it may be chosen
-        every[DEFAULT, seed] = train.remote(base.to_dict(), seed, data.ref, threads, True)[0]
+    for seed, config in seeded(base, seeds, cv).items():  # the default's score test too: it may win
+        every[DEFAULT, seed] = train.remote(config, data.ref, threads, True)[0]
     results, failed = gather_each(every, _progress("final re-runs (best trials and the default)"))
     done = {key: results.get(key) or {"seed": key[1], "error": failed[key]} for key in every}
     for (i, seed), refs in pending.items():
@@ -215,9 +229,20 @@ def choose(
     best = pick(candidates, metric, mode, shared or None) or candidates[0]
     gain = paired_gain(best, default, metric, mode, shared, margin) if shared else None
     winner = default if gain is not None and not gain["beats_default"] else best
-    runs = default.runs if winner is default else _tested(winner, test, data, threads)
+    if winner is default:
+        runs = default.runs
+    else:
+        runs = _tested(winner, seeded(winner.config, seeds, cv), test, data, threads)
     return FinalChoice(
-        candidates, winner, runs, default.runs, shared, metric=metric, mode=mode, gain=gain
+        candidates,
+        winner,
+        runs,
+        default.runs,
+        shared,
+        metric=metric,
+        mode=mode,
+        gain=gain,
+        folds=len(seeds) if cv else 0,
     )
 
 
@@ -255,10 +280,13 @@ def _progress(what: str) -> Callable[[int, int], None]:
     return say
 
 
-def _tested(winner: Candidate, test: Any, data: SharedData, threads: int) -> list[dict]:
-    """The winner's runs with the test split scored once each (failed runs said and kept)."""
+def _tested(
+    winner: Candidate, configs: dict[int, dict], test: Any, data: SharedData, threads: int
+) -> list[dict]:
+    """The winner's runs with the test split scored once each (failed runs said and kept);
+    `configs`: each seed's run configuration (`seeded`)."""
     refs = {
-        run["seed"]: test.remote(winner.config.to_dict(), run["seed"], state, data.ref, threads)
+        run["seed"]: test.remote(configs[run["seed"]], state, data.ref, threads)
         for run, state in zip(winner.runs, winner.states, strict=True)
         if "error" not in run
     }
@@ -338,6 +366,7 @@ def choice_doc(choice: FinalChoice, metric: str, mode: str) -> dict[str, Any]:
             "winner": choice.winner.name if choice.winner else None,
             "default_chosen": choice.default_chosen,
             "gain": choice.gain,
+            "folds": choice.folds,
         },
         "candidates": candidates,
         "default": default,
@@ -358,23 +387,30 @@ def choice_doc(choice: FinalChoice, metric: str, mode: str) -> dict[str, Any]:
     return doc
 
 
+def over_seeds(choice: dict[str, Any]) -> str:
+    """'over seeds [...]' of `summary.json`'s `choice`, naming the folds under --final-cv."""
+    folds = choice.get("folds")
+    each = f" (each validating on its own of {folds} cross-validation folds)" if folds else ""
+    return f"over seeds {choice.get('seeds')}{each}"
+
+
 def default_kept(choice: dict[str, Any], metric: str) -> str | None:
     """Why the default configuration is the result (`summary.json`'s `choice`), for the
     console and the report; None where a trial won."""
     if not choice.get("default_chosen"):
         return None
-    seeds, gain = choice.get("seeds"), choice.get("gain")
+    gain, over = choice.get("gain"), over_seeds(choice)
     if gain and gain["gain"] > 0:
         return (
             f"The search found nothing better than the default configuration: the best trial, "
-            f"{gain['trial_id']}, beat it on mean valid {metric} over seeds {seeds} by "
+            f"{gain['trial_id']}, beat it on mean valid {metric} {over} by "
             f"{gain['gain']:.4f}, within {gain['margin']:g} standard error(s) of that paired "
             f"gain ({gain['standard_error']:.4f}): seed noise, not evidence, so best_config.yaml "
             "is the default configuration."
         )
     return (
         f"The search found nothing better than the default configuration: it has the best mean "
-        f"valid {metric} over seeds {seeds}, so best_config.yaml is the default configuration."
+        f"valid {metric} {over}, so best_config.yaml is the default configuration."
     )
 
 
@@ -383,14 +419,18 @@ def describe(doc: dict[str, Any], metric: str) -> list[str]:
     winner against default (or that the search found nothing better than the default)."""
     lines = []
     cands = doc.get("candidates") or []
-    seeds = (doc.get("choice") or {}).get("seeds")
+    choice = doc.get("choice") or {}
     shown = ", ".join(
         f"{c['trial_id']} {c['mean_valid']:.4f}{' (chosen)' if c['chosen'] else ''}"
         for c in cands
         if c["mean_valid"] is not None
     )
     if len(cands) > 1 and shown:
-        over = f" over seeds {seeds}" if seeds else " (no seed that all finished: each its own)"
+        over = (
+            f" {over_seeds(choice)}"
+            if choice.get("seeds")
+            else " (no seed that all finished: each its own)"
+        )
         lines.append(f"Top trials and the default re-trained, mean valid {metric}{over}: {shown}")
     default = doc.get("default") or {}
     for run in default.get("runs") or []:
@@ -398,7 +438,7 @@ def describe(doc: dict[str, Any], metric: str) -> list[str]:
             lines.append(
                 f"Default configuration's run with seed {run.get('seed')} FAILED: {run['error']}"
             )
-    kept = default_kept(doc.get("choice") or {}, metric)
+    kept = default_kept(choice, metric)
     if kept:
         lines.append(kept)
         return lines

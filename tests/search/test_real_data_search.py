@@ -5,13 +5,15 @@ search that ends normally holds no warning about read-only arrays and no traceba
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import real_data as rd
 from searchtest_util import rows, run
 
 pytestmark = pytest.mark.slow
 ROWS = 160  # per split: real rows (the first ones), text lengths 0, 1, 2 among them
-QUIET = ["--max-epochs", "1", "--final-seeds", "1", "--concurrency", "2"]
+QUIET = ["--max-epochs", "1", "--concurrency", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,8 @@ def smoke(mosi_file, tmp_path_factory):
     """A smoke search with the default space (no --space) on the real-MOSI file."""
     out = tmp_path_factory.mktemp("real_search") / "out"
     args = ["--dataset", "mosi", "--data", str(mosi_file), "--smoke-test", "--out", str(out)]
-    done = run(*args, "--num-samples", "6", *QUIET, timeout=900)
+    cv = ["--final-seeds", "2", "--final-cv"]
+    done = run(*args, "--num-samples", "6", *QUIET, *cv, timeout=900)
     return out, done
 
 
@@ -37,6 +40,20 @@ def test_smoke_search_on_real_mosi_has_no_error_trial(smoke):
     trials = rows(out / "trials.csv")
     assert len(trials) == 6
     assert {t["state"] for t in trials} <= {"COMPLETE", "PRUNED"}, trials
+
+
+def test_final_cv_validates_each_seed_on_its_own_fold_of_whole_videos(smoke):
+    """`--final-cv` on real MOSI: seed 1111 on fold 0 and 1112 on fold 1 of train and valid
+    (real videos), for the default and the winner alike; the console says so."""
+    out, done = smoke
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["choice"]["folds"] == 2
+    for runs in (doc["default"]["runs"], doc["final"]["runs"]):
+        assert [(r["seed"], r["fold"]) for r in runs] == [
+            (1111, {"fold": 0, "of": 2}),
+            (1112, {"fold": 1, "of": 2}),
+        ]
+    assert "own of 2 cross-validation folds" in done.stdout
 
 
 def test_a_search_that_ends_normally_prints_no_warning_or_traceback(smoke):

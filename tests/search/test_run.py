@@ -33,7 +33,8 @@ def test_help_explains_every_flag(capsys):
         "--dataset --synthetic --data --num-samples --max-epochs --concurrency --cpus-per-trial "
         "--gpus-per-trial --address --out --resume --space --sampler --scheduler --seed "
         "--time-budget --smoke-test --final-seeds --max-failures --dashboard-host --set --config "
-        "--final-top-k --final-margin --reduction-factor --brackets --epoch-budget --onset-epoch"
+        "--final-top-k --final-margin --final-cv --reduction-factor --brackets --epoch-budget "
+        "--onset-epoch"
     )
     for flag in flags.split():
         assert flag in text, flag
@@ -62,6 +63,9 @@ BAD_FLAGS = {
         OK + ["--final-seeds", "0", "--final-margin", "2"],
         "--final-margin",
     ),
+    "cv without re-runs": (OK + ["--final-seeds", "0", "--final-cv"], "--final-cv"),
+    "cv with one fold": (OK + ["--final-seeds", "1", "--final-cv"], "--final-seeds 2 or more"),
+    "cv beside data.folds": (OK + ["--final-cv", "--set", "data.folds=3"], "data.folds 3"),
     "reduction factor 1": (OK + ["--reduction-factor", "1"], "--reduction-factor"),
     "zero brackets": (OK + ["--brackets", "0"], "--brackets"),
     "unknown --set key": (OK + ["--set", "tau_bands=1"], "tau_bands"),

@@ -128,23 +128,26 @@ class _Remote:
 
     def __init__(self, scores: dict, fails: set = frozenset()):
         self.scores, self.fails = scores, fails
+        self.folds: dict[tuple, tuple] = {}  # (lr, seed) -> (data.fold, data.folds) of the run
 
-    def remote(self, config, seed, data, threads, test):
+    def remote(self, config, data, threads, test):
+        seed = config["train"]["seed"]
         key = (config["train"]["lr"], seed)
+        self.folds[key] = (config["data"]["fold"], config["data"]["folds"])
         if key in self.fails:
             return [RuntimeError("lost"), None]
         run = {"seed": seed, "valid": {"MAE": self.scores[key]}}
         return [{**run, "test": {"MAE": 9.0}} if test else run, "weights"]
 
 
-def _choose(monkeypatch, space, scores, fails=frozenset(), margin=1.0):
+def _choose(monkeypatch, space, scores, fails=frozenset(), margin=1.0, cv=False, remote=None):
     from atsuko.config import resolve
 
     def gather(refs, progress):
         ok = {k: v for k, v in refs.items() if not isinstance(v, Exception)}
         return ok, {k: f"RuntimeError: {v}" for k, v in refs.items() if isinstance(v, Exception)}
 
-    remote = _Remote(scores, fails)
+    remote = remote or _Remote(scores, fails)
     monkeypatch.setattr(final, "_remote", lambda cpus, gpus: (remote, None))
     monkeypatch.setattr(final, "gather_each", gather)
     monkeypatch.setattr(
@@ -164,6 +167,7 @@ def _choose(monkeypatch, space, scores, fails=frozenset(), margin=1.0):
         cpus=1,
         gpus=0,
         margin=margin,
+        cv=cv,
     )
 
 
@@ -187,6 +191,7 @@ def test_the_default_wins_where_its_mean_over_the_same_seeds_is_best(monkeypatch
         "winner": "default",
         "default_chosen": True,
         "gain": {**gain, "margin": 1.0, "beats_default": False},
+        "folds": 0,
     }
     assert [c["chosen"] for c in doc["candidates"]] == [False, False, True]
     assert doc["versus_default"] is None
@@ -235,3 +240,34 @@ def test_a_better_mean_within_the_seed_noise_keeps_the_default(monkeypatch, spac
     assert anyway.winner.record.trial_id == "a" and anyway.gain["beats_default"]
     scores[(0.005, 1112)] = 0.44  # better on both seeds: gain .055, standard error .045
     assert _choose(monkeypatch, space, scores).winner.record.trial_id == "a"
+
+
+def test_final_cv_runs_each_seed_on_its_own_fold_for_every_side(monkeypatch, space):
+    """`--final-cv`: the k-th seed trains and validates on fold k of as many folds as seeds,
+    the same fold for every candidate and the default, so the comparison is paired by fold."""
+    scores = {(lr, seed): 0.5 for lr in (0.005, 0.002, 0.001) for seed in (1111, 1112)}
+    remote = _Remote(scores)
+    choice = _choose(monkeypatch, space, scores, cv=True, remote=remote)
+    assert remote.folds == {
+        (lr, seed): (k, 2) for lr in (0.005, 0.002, 0.001) for k, seed in enumerate((1111, 1112))
+    }
+    doc = choice_doc(choice, "MAE", "min")
+    assert doc["choice"]["folds"] == 2 and choice.default_chosen
+    text = "\n".join(describe(doc, "MAE"))
+    assert "seeds [1111, 1112] (each validating on its own of 2 cross-validation folds)" in text
+    plain = _Remote(scores)
+    _choose(monkeypatch, space, scores, remote=plain)
+    assert set(plain.folds.values()) == {(0, 0)}  # without --final-cv: the dataset's own splits
+
+
+def test_seeded_configs_carry_seed_and_fold():
+    from atsuko.config import resolve
+
+    base = resolve(None, {"data.synthetic": True}, dataset="mosi")
+    runs = final.seeded(base, [7, 8, 9], cv=True)
+    assert [(r["train"]["seed"], r["data"]["fold"], r["data"]["folds"]) for r in runs.values()] == [
+        (7, 0, 3),
+        (8, 1, 3),
+        (9, 2, 3),
+    ]
+    assert final.seeded(base, [7], cv=False)[7]["data"]["folds"] == 0
