@@ -60,18 +60,18 @@ def test_the_pooled_probe_is_a_real_baseline_picked_on_validation(real_frozen, n
         assert probe["test"]["MAE"] < 1.05 and probe["test"]["Non0_acc_2"] > 0.72, probe
     else:
         assert probe["test"]["acc"] > MINTREC_MAJORITY + 0.3, probe
-    # no other penalty does better on validation
+    # no other penalty does better on validation (up to float32 rounding of the predictions)
     x = {s: pooled_text(dataset.splits[s]) for s in ("train", "valid")}
     y = {s: dataset.splits[s].labels.numpy() for s in x}
     for c in PENALTIES:
         if name == "mosi":
             fitted = Ridge(alpha=1.0 / c).fit(x["train"], y["train"])
             assert (
-                abs(fitted.predict(x["valid"]) - y["valid"]).mean() >= probe["valid"]["MAE"] - 1e-9
+                abs(fitted.predict(x["valid"]) - y["valid"]).mean() >= probe["valid"]["MAE"] - 1e-6
             )
         else:
             fitted = LogisticRegression(C=c, max_iter=5000).fit(x["train"], y["train"])
-            assert (fitted.predict(x["valid"]) == y["valid"]).mean() <= probe["valid"]["acc"] + 1e-9
+            assert (fitted.predict(x["valid"]) == y["valid"]).mean() <= probe["valid"]["acc"] + 1e-6
 
 
 def test_bench_real_reports_the_probe_beside_atsuko():

@@ -68,6 +68,7 @@ def setup(tmp_path):
             "model.text_encoder": "bert",
             "model.bert_freeze": True,
             "model.bert_path": str(bert),
+            "model.bert_layers": 1,  # the tiny encoder has 2 layers; MOSI's default is 4
             "train.device": "cpu",
             "model.hidden": 8,
             "model.heads": 2,
