@@ -12,6 +12,11 @@ of that paired gain (1 by default; 0: any better mean). Otherwise the default is
 nothing better): on a small validation split the seed moves the score as much as the
 parameters do, and a winner inside that noise did not hold up on test.
 
+With `--final-cv` each seed also has its own validation fold: train and valid pooled and cut
+into as many folds as seeds (`atsuko.data.folds`), the k-th seed of every side training on the
+others and validating on fold k, so a small validation split's own noise does not rank the
+candidates; the test split is scored as without it.
+
 Every comparison is made on the same seeds: the choice on the seeds where every candidate that
 finished any run and the default finished (`choice.seeds` in `summary.json`), winner against
 default on the seeds where both finished (`versus_default.seeds`). A failed run takes its seed
@@ -63,11 +68,12 @@ def _in_worker(threads: int) -> None:
 def seeded(config: Config, seeds: list[int], cv: bool) -> dict[int, dict[str, Any]]:
     """Each seed's run configuration: its seed and, with `cv`, its own fold (the k-th seed
     validates on fold k of len(seeds)), as a dict for the Ray task."""
-    folds = {"folds": len(seeds)} if cv else {}
-    return {
-        seed: config.replace(seed=seed, **folds, **({"fold": k} if cv else {})).to_dict()
-        for k, seed in enumerate(seeds)
-    }
+
+    def one(k: int, seed: int) -> dict[str, Any]:
+        fold = {"folds": len(seeds), "fold": k} if cv else {}
+        return config.replace(seed=seed, **fold).to_dict()
+
+    return {seed: one(k, seed) for k, seed in enumerate(seeds)}
 
 
 def _train(config: dict[str, Any], dataset: Any, threads: int, test: bool) -> tuple:
