@@ -233,3 +233,7 @@ def test_the_report_compares_on_the_shared_seeds_and_notes_a_failed_default_run(
     assert "paired seed by seed, exceeds 1 standard error(s) of that gain (here 0.0200" in text
     assert "the best trial, a, beat it on mean valid MAE over seeds [1111, 1112] by 0.0200" in text
     assert "within 1 standard error(s) of that paired gain (0.0300)" in text
+    doc["choice"]["folds"] = 2  # --final-cv
+    text = "\n".join(best_section(tmp_path, doc).md + results_section(doc, None).md)
+    assert "validated on fold k of 2 cross-validation folds of the train and valid" in text
+    assert "over seeds [1111, 1112] (each validating on its own of 2 cross-validation" in text
