@@ -27,7 +27,7 @@ from ray import tune
 from ray.tune.trainable import wrap_function
 
 from atsuko import checkpoint as trainer_checkpoint
-from search.runtime import trial_metrics
+from search.runtime import freed_memory, trial_metrics
 from search.runtime.faults import maybe_exit
 from search.runtime.newest_checkpoint import newest, on_storage
 from search.runtime.records import FINAL, METRIC, WARM_START
@@ -66,6 +66,7 @@ def train_trial(
     from atsuko.train import fit, training_ends
 
     torch.set_num_threads(max(1, int(cpus)))  # this trial's CPU share
+    freed_memory.release()  # what the actor's previous trial freed (code after fit may not run)
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)  # per-epoch noise
     params = {k: v for k, v in config.items() if k != WARM_START}  # a seeded trial's origin
     maybe_exit(params)  # the test hook of a lost worker (search.runtime.faults)

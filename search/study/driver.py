@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,11 +417,9 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
             seeds=job.warm.pairs() if job.warm else [],
             onset_score=onset,
         )
-    try:
-        results = runner.fit()
-    except KeyboardInterrupt:
-        _say(f"\nInterrupted. Resume with: python search/run.py --resume {store.location}")
-        return 130
+    results = fit_or_stop(runner, store)
+    if isinstance(results, int):
+        return results
     spent = budget.ended()  # what the stopper in use counted, earlier runs included
     ended, budget_hit = spent or "complete", spent is not None
     records = tuner.collect(results, job.name, finished=budget_hit, max_epochs=max_epochs)
@@ -434,6 +433,29 @@ def _search(job: Job, session: ray_session.RaySession, make: Callable | None = N
         )
         return 130
     return _finish(job, data, records, ended)
+
+
+def fit_or_stop(runner: Any, store: Storage) -> Any:
+    """Tune's results, or the exit status where the run stopped early, with how to resume:
+    130 on Ctrl-C, 1 where Tune itself failed (say, a trial's worker killed for memory while
+    Tune set it up: Tune raises instead of failing the trial). Tune's state is saved either
+    way, so `--resume` goes on from its last snapshot."""
+    from ray.tune.error import TuneError
+
+    resume = f"Resume with: python search/run.py --resume {store.location}"
+    try:
+        return runner.fit()
+    except KeyboardInterrupt:
+        _say(f"\nInterrupted. {resume}")
+        return 130
+    except (TuneError, RuntimeError) as exc:
+        lines = str(exc).strip().splitlines() or [""]
+        cause = textwrap.shorten(lines[0], 400)
+        _say(
+            f"\nThe search stopped: Ray Tune failed ({type(exc).__name__}: {cause}); its state "
+            f"is saved in {store.location}.\n{resume}"
+        )
+        return 1
 
 
 def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:

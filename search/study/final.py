@@ -54,12 +54,15 @@ def top_records(records: list[TrialRecord], mode: str, k: int) -> list[TrialReco
 
 def _in_worker(threads: int) -> None:
     """A task's worker: torch's threads, no traceback when Ray ends it
-    (`search.runtime.worker_exit`), no warning about the weights it returns (only read)."""
+    (`search.runtime.worker_exit`), no warning about the weights it returns (only read), the
+    memory its previous task freed given back (`search.runtime.freed_memory`)."""
     import torch
 
+    from search.runtime import freed_memory
     from search.runtime.session import quiet_zero_copy_warning
     from search.runtime.worker_exit import exit_outside_callbacks
 
+    freed_memory.release()
     torch.set_num_threads(threads)
     exit_outside_callbacks()
     quiet_zero_copy_warning()
