@@ -1,9 +1,9 @@
 """Cross-validation folds: the train and valid splits pooled and cut into `data.folds` folds,
 fold `data.fold` the validation split and the others the training split; test untouched.
 
-A small validation split ranks configurations by its own sampling noise (real MOSI: 229
-utterances from 10 videos); K folds validate every model on a fifth of 1513 utterances from 62
-videos and pair the comparison fold by fold. Utterances of one video stay in one fold (MMSA's
+A small validation split ranks configurations by its own sampling noise (real MOSI's holds 229
+utterances from 10 videos); K folds validate every model on a K-th of train and valid together
+and pair the comparison fold by fold. Utterances of one video stay in one fold (MMSA's
 ids are `video$_$clip`; the benchmark's own splits keep videos apart); other ids (MIntRec's
 `season_episode_clip`, whose own splits are random over clips) are one group each. The groups
 are shuffled with a fixed generator, independent of the training seed, and each, largest

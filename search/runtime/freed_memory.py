@@ -2,10 +2,9 @@
 
 Tune runs trial after trial in one reused actor, each in a new thread, and the final re-runs
 run task after task in reused workers. glibc's allocator keeps what a trial freed in per-thread
-arenas, so a worker holds about the largest trial it has run and more with each new thread:
-on real MOSI text a 24-trial search grew two workers to 9 and 10 GB, and the machine's memory
-monitor killed one. Collecting the trial's cycles and `malloc_trim(0)` returns those pages
-(README, "Memory of reused workers"). Not glibc (macOS, musl): nothing to do.
+arenas, so a worker's resident memory grows trial after trial until Ray's memory monitor kills
+one (README, "Memory of reused workers", has the figures). Collecting the trial's cycles and
+`malloc_trim(0)` returns those pages. Not glibc (macOS, musl): nothing to do.
 Tested in `tests/search/runtime/test_freed_memory.py`.
 """
 
