@@ -111,7 +111,7 @@ def results_section(summary: dict | None, trials: Any) -> Section:
         ]
         folds = ((summary or {}).get("choice") or {}).get("folds")
         cv = (
-            f", seed k trained on the other folds and validated on fold k of {folds} "
+            f", the k-th seed trained on the other folds and validated on fold k of {folds} "
             "cross-validation folds of the train and valid splits"
             if folds
             else ""
