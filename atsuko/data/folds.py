@@ -81,15 +81,14 @@ def pooled(a: Split, b: Split) -> Split:
 
 
 def rows(split: Split, index: np.ndarray) -> Split:
-    """The rows `index` of `split`."""
-    at = torch.as_tensor(index, dtype=torch.int64)
-    pick = lambda d: {k: v.index_select(0, at) for k, v in d.items()}  # noqa: E731
+    """The rows `index` of `split` (`Split.take`, kept as a split with its ids)."""
+    picked = split.take(torch.as_tensor(index, dtype=torch.int64))
     return Split(
-        features=pick(split.features),
-        lengths=pick(split.lengths),
-        labels=split.labels.index_select(0, at),
+        features=picked.features,
+        lengths=picked.lengths,
+        labels=picked.labels,
         ids=[split.ids[i] for i in index],
-        extras=pick(split.extras),
+        extras=picked.extras,
     )
 
 

@@ -211,9 +211,9 @@ def choose(
         return FinalChoice(candidates, first, [], [], metric=metric, mode=mode)
     train, test = _remote(cpus, gpus)
     threads = max(1, int(cpus))
-    runs = [seeded(c.config, seeds, cv) for c in candidates]
+    configs = [seeded(c.config, seeds, cv) for c in candidates]  # per candidate, seed -> config
     pending = {  # every training at once: as many run together as resources allow
-        (i, seed): train.remote(runs[i][seed], data.ref, threads, False)
+        (i, seed): train.remote(configs[i][seed], data.ref, threads, False)
         for i in range(len(candidates))
         for seed in seeds
     }
@@ -241,7 +241,8 @@ def choose(
     if winner is default:
         runs = default.runs
     else:
-        runs = _tested(winner, seeded(winner.config, seeds, cv), test, data, threads)
+        tested = next(s for c, s in zip(candidates, configs, strict=True) if c is winner)
+        runs = _tested(winner, tested, test, data, threads)
     return FinalChoice(
         candidates,
         winner,
