@@ -439,7 +439,8 @@ def fit_or_stop(runner: Any, store: Storage) -> Any:
     """Tune's results, or the exit status where the run stopped early, with how to resume:
     130 on Ctrl-C, 1 where Tune itself failed (say, a trial's worker killed for memory while
     Tune set it up: Tune raises instead of failing the trial). Tune's state is saved either
-    way, so `--resume` goes on from its last snapshot."""
+    way, so `--resume` goes on from its last snapshot. A RuntimeError raised outside Ray (a bug
+    in this project's callbacks) keeps its traceback."""
     from ray.tune.error import TuneError
 
     resume = f"Resume with: python search/run.py --resume {store.location}"
@@ -449,6 +450,8 @@ def fit_or_stop(runner: Any, store: Storage) -> Any:
         _say(f"\nInterrupted. {resume}")
         return 130
     except (TuneError, RuntimeError) as exc:
+        if not isinstance(exc, TuneError) and not raised_in_ray(exc):
+            raise
         lines = str(exc).strip().splitlines() or [""]
         cause = textwrap.shorten(lines[0], 400)
         _say(
@@ -456,6 +459,19 @@ def fit_or_stop(runner: Any, store: Storage) -> Any:
             f"is saved in {store.location}.\n{resume}"
         )
         return 1
+
+
+def raised_in_ray(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc`'s traceback is Ray's own code."""
+    import ray
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    ray_dir = Path(ray.__file__).resolve().parent
+    return ray_dir in Path(tb.tb_frame.f_code.co_filename).resolve().parents
 
 
 def _finish(job: Job, data: SharedData, records: list[TrialRecord], ended: str) -> int:

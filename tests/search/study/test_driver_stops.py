@@ -1,6 +1,9 @@
-"""`search.study.driver.fit_or_stop`: a Tune run that ends early says how to resume (no Ray)."""
+"""`search.study.driver.fit_or_stop`: a Tune run that ends early says how to resume (Ray not
+started)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,20 @@ class _Runner:
         return self.outcome
 
 
+class _RayRunner:
+    """Raises `error` from a frame whose code is filed under Ray's package, as Tune's own
+    controller raises it."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def fit(self):
+        import ray
+
+        where = str(Path(ray.__file__).parent / "air" / "execution" / "_internal" / "manager.py")
+        exec(compile("raise error", where, "exec"), {"error": self.error})
+
+
 def test_results_pass_through(tmp_path):
     assert driver.fit_or_stop(_Runner(["results"]), Storage(str(tmp_path))) == ["results"]
 
@@ -36,7 +53,7 @@ def test_results_pass_through(tmp_path):
 )
 def test_a_run_that_stops_early_says_why_and_how_to_resume(tmp_path, capsys, error, code, said):
     store = Storage(str(tmp_path))
-    assert driver.fit_or_stop(_Runner(error), store) == code
+    assert driver.fit_or_stop(_RayRunner(error), store) == code
     out = capsys.readouterr().out
     assert said in out and f"python search/run.py --resume {tmp_path}" in out
     assert "OOM kill reason" not in out  # the cause's first line only
@@ -50,3 +67,9 @@ def test_a_tune_error_is_a_stop_too(tmp_path, capsys):
         == 1
     )
     assert "TuneError: trials did not complete" in capsys.readouterr().out
+
+
+def test_a_runtime_error_of_our_own_code_keeps_its_traceback(tmp_path, capsys):
+    with pytest.raises(RuntimeError, match="a bug in a callback"):
+        driver.fit_or_stop(_Runner(RuntimeError("a bug in a callback")), Storage(str(tmp_path)))
+    assert "Resume with" not in capsys.readouterr().out
