@@ -1,7 +1,8 @@
 """Typed, immutable run configuration and how it is resolved.
 
 Precedence, lowest first: dataclass defaults < `configs/model/atsuko.yaml` < the dataset's
-`defaults` in `configs/datasets/NAME.yaml` < a `--config` YAML < `--set key=value` overrides.
+`defaults` in `configs/datasets/NAME.yaml` (then its `frozen_bert_defaults` where the run
+trains on frozen BERT token states) < a `--config` YAML < `--set key=value` overrides.
 A resolved `Config` is written beside every run's results and is itself a valid `--config`.
 """
 
@@ -263,12 +264,16 @@ def _number(value: Any) -> Any:
     return value
 
 
-def dataset_defaults(dataset: str) -> dict[str, Any]:
-    """The `defaults:` block of `configs/datasets/NAME.yaml`, flattened."""
+FROZEN_BERT = "frozen_bert_defaults"
+
+
+def dataset_defaults(dataset: str, block: str = "defaults") -> dict[str, Any]:
+    """A defaults block of `configs/datasets/NAME.yaml`, flattened: `defaults:` (every run) or
+    `frozen_bert_defaults:` (runs on a frozen encoder's token states)."""
     path = CONFIG_DIR / "datasets" / f"{dataset}.yaml"
     if not path.is_file():
         return {}
-    return _flatten(read_yaml(path).get("defaults") or {}, str(path))
+    return _flatten(read_yaml(path).get(block) or {}, str(path))
 
 
 def resolve(
@@ -287,11 +292,22 @@ def resolve(
     name = name or config.data.dataset
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset '{name}'; expected one of: {', '.join(DATASETS)}")
-    config = apply_overrides(config, dataset_defaults(name), f"configs/datasets/{name}.yaml")
-    config = apply_overrides(config, user, str(config_file) if config_file else "")
+    where = f"configs/datasets/{name}.yaml"
+    config = apply_overrides(config, dataset_defaults(name), where)
     if dataset:
         overrides["data.dataset"] = dataset
-    return validate(apply_overrides(config, overrides, "--set"))
+    later = [(user, str(config_file) if config_file else ""), (overrides, "--set")]
+    if _on_frozen_bert(config, later):  # settled by every layer, the later ones included
+        config = apply_overrides(config, dataset_defaults(name, FROZEN_BERT), where)
+    for values, source in later:
+        config = apply_overrides(config, values, source)
+    return validate(config)
+
+
+def _on_frozen_bert(config: Config, later: list[tuple[dict[str, Any], str]]) -> bool:
+    for values, source in later:
+        config = apply_overrides(config, values, source)
+    return config.model.text_encoder == "bert" and config.model.bert_freeze
 
 
 CHOICES = {

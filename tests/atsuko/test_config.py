@@ -21,6 +21,24 @@ def test_precedence_dataset_defaults_then_file_then_set(tmp_path):
     assert c.data.dataset == "mosei"
 
 
+FROZEN = {"model.text_encoder": "bert", "model.bert_freeze": True, "model.bert_path": "minilm"}
+
+
+def test_frozen_bert_defaults_apply_only_on_frozen_states(tmp_path):
+    """MOSI's `frozen_bert_defaults` sit above its `defaults` and below a --config and --set,
+    and apply only where the layers together ask for frozen BERT states."""
+    assert cfg.resolve(dataset="mosi").model.hidden == 32
+    assert cfg.resolve(None, {**FROZEN, "model.bert_freeze": False}, "mosi").model.hidden == 32
+    frozen = cfg.resolve(None, dict(FROZEN), "mosi")
+    assert (frozen.model.hidden, frozen.model.layers, frozen.train.lr) == (128, 3, 0.00062)
+    assert frozen.model.bert_layers == 4 and frozen.train.batch_size == 32  # `defaults` kept
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  text_encoder: bert\n  bert_freeze: true\n  bert_path: m\n  layers: 2\n")
+    from_file = cfg.resolve(f, {"model.hidden": 64}, dataset="mosi")
+    assert (from_file.model.hidden, from_file.model.layers, from_file.model.num_bands) == (64, 2, 2)
+    assert cfg.resolve(None, dict(FROZEN), "mosei").model.hidden == 32  # no such block there
+
+
 def test_config_file_names_the_dataset(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("data:\n  dataset: sims\n")
