@@ -267,13 +267,17 @@ def _number(value: Any) -> Any:
 FROZEN_BERT = "frozen_bert_defaults"
 
 
-def dataset_defaults(dataset: str, block: str = "defaults") -> dict[str, Any]:
-    """A defaults block of `configs/datasets/NAME.yaml`, flattened: `defaults:` (every run) or
-    `frozen_bert_defaults:` (runs on a frozen encoder's token states)."""
+def dataset_defaults(dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `defaults:` (every run) and `frozen_bert_defaults:` (runs on a frozen encoder's
+    token states) blocks of `configs/datasets/NAME.yaml`, flattened; the file read once."""
     path = CONFIG_DIR / "datasets" / f"{dataset}.yaml"
     if not path.is_file():
-        return {}
-    return _flatten(read_yaml(path).get(block) or {}, str(path))
+        return {}, {}
+    doc = read_yaml(path)
+    every, frozen = (
+        _flatten(doc.get(block) or {}, str(path)) for block in ("defaults", FROZEN_BERT)
+    )
+    return every, frozen
 
 
 def resolve(
@@ -293,12 +297,13 @@ def resolve(
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset '{name}'; expected one of: {', '.join(DATASETS)}")
     where = f"configs/datasets/{name}.yaml"
-    config = apply_overrides(config, dataset_defaults(name), where)
+    every, frozen = dataset_defaults(name)
+    config = apply_overrides(config, every, where)
     if dataset:
         overrides["data.dataset"] = dataset
     later = [(user, str(config_file) if config_file else ""), (overrides, "--set")]
     if _on_frozen_bert(config, later):  # settled by every layer, the later ones included
-        config = apply_overrides(config, dataset_defaults(name, FROZEN_BERT), where)
+        config = apply_overrides(config, frozen, where)
     for values, source in later:
         config = apply_overrides(config, values, source)
     return validate(config)
